@@ -1,0 +1,587 @@
+//! Configuration: `driftline.toml`, environment variables and flags, checked into one
+//! [`Config`].
+//!
+//! Precedence is built-in defaults < file < environment < flags. The file is strict
+//! (`deny_unknown_fields`, so a typo names the key), and the reference stack's variable
+//! names (`CANARY_SPLIT`, `POSTGRES_HOST`, ...) keep working. Key decision: the
+//! environment is passed in as a lookup function, so this module stays pure and the
+//! precedence rules are unit-tested without touching the process environment.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::contract::{Contract, ContractConfig};
+use crate::features::{FeatureSpec, FeaturesConfig};
+
+/// Everything `driftline.toml` can say. Each section has working defaults: an empty
+/// file (or none) runs the fraud demo on embedded storage.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where embedded state lives (event log, feature snapshots, offline history).
+    /// Default `./driftline-data`; `DRIFTLINE_DATA_DIR` or `--data-dir` override it.
+    pub data_dir: Option<PathBuf>,
+    pub contract: ContractConfig,
+    pub features: FeaturesConfig,
+    pub log: LogSettings,
+    pub ingest: IngestSettings,
+    pub serve: ServeSettings,
+    pub kafka: KafkaSettings,
+    pub redis: RedisSettings,
+    pub postgres: PostgresSettings,
+    pub object_store: ObjectStoreSettings,
+    pub drift: DriftSettings,
+    pub gates: GateSettings,
+}
+
+/// `[log]`: the embedded event log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A new segment file starts when the active one passes this size.
+    pub segment_bytes: u64,
+    /// fsync on every flush (a batch of appends). Off trades durability on power loss
+    /// (not on process crash) for speed.
+    pub fsync: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 64 << 20,
+            fsync: true,
+        }
+    }
+}
+
+/// `[ingest]`: the consumer that turns the log into feature state and history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Records read from the log per batch.
+    pub batch_size: usize,
+    /// Events between checkpoints (offline history flushed, feature state snapshotted,
+    /// offset committed). A crash replays at most this many events.
+    pub checkpoint_every: usize,
+    /// Longest time between checkpoints while following a live log.
+    pub checkpoint_interval: crate::time::Span,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 4096,
+            checkpoint_every: 500_000,
+            checkpoint_interval: crate::time::Span::from_seconds(10),
+        }
+    }
+}
+
+/// `[serve]`: the HTTP server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeSettings {
+    /// Listen address. Default `0.0.0.0:8000`.
+    pub addr: String,
+    /// Share of traffic (0..=1) sent to the canary model. Env `CANARY_SPLIT`.
+    pub canary_split: f64,
+    /// Score every request with the shadow model too. Env `SHADOW_ENABLED`.
+    pub shadow_enabled: bool,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            addr: "0.0.0.0:8000".into(),
+            canary_split: 0.1,
+            shadow_enabled: false,
+        }
+    }
+}
+
+/// `[kafka]`: the scale-out event stream (any Kafka API broker).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// Bootstrap servers. Env `REDPANDA_BROKERS` or `KAFKA_BROKERS`.
+    pub brokers: String,
+    /// Topic of raw events. Env `EVENT_TOPIC`.
+    pub topic: String,
+    /// Consumer group of ingest workers.
+    pub group: String,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: "localhost:9092".into(),
+            topic: "transactions".into(),
+            group: "driftline-ingest".into(),
+        }
+    }
+}
+
+/// `[redis]`: the scale-out online store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// Env `REDIS_HOST`.
+    pub host: String,
+    /// Env `REDIS_PORT`.
+    pub port: u16,
+    /// Prefix of every key driftline writes.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            host: "localhost".into(),
+            port: 6379,
+            key_prefix: "driftline:".into(),
+        }
+    }
+}
+
+/// `[postgres]`: the scale-out offline store and registry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresSettings {
+    /// Env `POSTGRES_HOST`.
+    pub host: String,
+    /// Env `POSTGRES_PORT`.
+    pub port: u16,
+    /// Env `POSTGRES_USER`.
+    pub user: String,
+    /// Env `POSTGRES_PASSWORD`.
+    pub password: String,
+    /// Env `POSTGRES_DB`.
+    pub database: String,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            host: "localhost".into(),
+            port: 5432,
+            user: "postgres".into(),
+            password: String::new(),
+            database: "driftline".into(),
+        }
+    }
+}
+
+/// `[object_store]`: the scale-out artifact store (S3 or MinIO).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectStoreSettings {
+    /// S3-compatible endpoint URL. Env `MINIO_ENDPOINT`.
+    pub endpoint: Option<String>,
+    /// Env `MINIO_ACCESS_KEY` (or `MINIO_ROOT_USER`).
+    pub access_key: Option<String>,
+    /// Env `MINIO_SECRET_KEY` (or `MINIO_ROOT_PASSWORD`).
+    pub secret_key: Option<String>,
+    /// Env `MINIO_BUCKET`.
+    pub bucket: String,
+    pub region: String,
+}
+
+impl Default for ObjectStoreSettings {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            access_key: None,
+            secret_key: None,
+            bucket: "mlops-demo".into(),
+            region: "us-east-1".into(),
+        }
+    }
+}
+
+/// `[drift]`: batch drift reports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftSettings {
+    /// Default `--reference` of `drift report`. Env `DRIFT_REFERENCE_PATH`.
+    pub reference_path: Option<PathBuf>,
+    /// Default `--current` of `drift report`. Env `DRIFT_CURRENT_PATH`.
+    pub current_path: Option<PathBuf>,
+    /// p-value below which a statistical test calls drift. Env `DRIFT_P_VALUE_THRESHOLD`.
+    pub p_value_threshold: f64,
+    /// `drift validate` fails when the dataset drifts. Env `DRIFT_FAIL_ON_DATASET`.
+    pub fail_on_dataset: bool,
+}
+
+impl Default for DriftSettings {
+    fn default() -> Self {
+        Self {
+            reference_path: None,
+            current_path: None,
+            p_value_threshold: 0.05,
+            fail_on_dataset: true,
+        }
+    }
+}
+
+/// `[gates]`: what a trained model must reach to be registered as a candidate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateSettings {
+    /// Env `MIN_ROC_AUC`.
+    pub min_roc_auc: f64,
+    /// Env `MIN_AVG_PRECISION`.
+    pub min_avg_precision: f64,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        Self {
+            min_roc_auc: 0.7,
+            min_avg_precision: 0.2,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("environment variable {var}: {reason}")]
+    Env { var: &'static str, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+type EnvSetter = fn(&mut Settings, &str) -> Result<(), String>;
+
+/// Environment variables read on top of the file, in the order applied. Where two
+/// names mean the same thing, the later one wins.
+pub const ENV_VARS: &[(&str, EnvSetter)] = &[
+    ("DRIFTLINE_DATA_DIR", |s, v| {
+        s.data_dir = Some(v.into());
+        Ok(())
+    }),
+    ("CANARY_SPLIT", |s, v| {
+        s.serve.canary_split = parse_fraction(v)?;
+        Ok(())
+    }),
+    ("SHADOW_ENABLED", |s, v| {
+        s.serve.shadow_enabled = parse_bool(v)?;
+        Ok(())
+    }),
+    ("KAFKA_BROKERS", |s, v| {
+        s.kafka.brokers = non_empty(v)?;
+        Ok(())
+    }),
+    ("REDPANDA_BROKERS", |s, v| {
+        s.kafka.brokers = non_empty(v)?;
+        Ok(())
+    }),
+    ("EVENT_TOPIC", |s, v| {
+        s.kafka.topic = non_empty(v)?;
+        Ok(())
+    }),
+    ("REDIS_HOST", |s, v| {
+        s.redis.host = non_empty(v)?;
+        Ok(())
+    }),
+    ("REDIS_PORT", |s, v| {
+        s.redis.port = parse_port(v)?;
+        Ok(())
+    }),
+    ("POSTGRES_HOST", |s, v| {
+        s.postgres.host = non_empty(v)?;
+        Ok(())
+    }),
+    ("POSTGRES_PORT", |s, v| {
+        s.postgres.port = parse_port(v)?;
+        Ok(())
+    }),
+    ("POSTGRES_USER", |s, v| {
+        s.postgres.user = non_empty(v)?;
+        Ok(())
+    }),
+    ("POSTGRES_PASSWORD", |s, v| {
+        s.postgres.password = v.into();
+        Ok(())
+    }),
+    ("POSTGRES_DB", |s, v| {
+        s.postgres.database = non_empty(v)?;
+        Ok(())
+    }),
+    ("MINIO_ENDPOINT", |s, v| {
+        s.object_store.endpoint = Some(non_empty(v)?);
+        Ok(())
+    }),
+    ("MINIO_ROOT_USER", |s, v| {
+        s.object_store.access_key = Some(non_empty(v)?);
+        Ok(())
+    }),
+    ("MINIO_ACCESS_KEY", |s, v| {
+        s.object_store.access_key = Some(non_empty(v)?);
+        Ok(())
+    }),
+    ("MINIO_ROOT_PASSWORD", |s, v| {
+        s.object_store.secret_key = Some(v.into());
+        Ok(())
+    }),
+    ("MINIO_SECRET_KEY", |s, v| {
+        s.object_store.secret_key = Some(v.into());
+        Ok(())
+    }),
+    ("MINIO_BUCKET", |s, v| {
+        s.object_store.bucket = non_empty(v)?;
+        Ok(())
+    }),
+    ("DRIFT_REFERENCE_PATH", |s, v| {
+        s.drift.reference_path = Some(non_empty(v)?.into());
+        Ok(())
+    }),
+    ("DRIFT_CURRENT_PATH", |s, v| {
+        s.drift.current_path = Some(non_empty(v)?.into());
+        Ok(())
+    }),
+    ("DRIFT_P_VALUE_THRESHOLD", |s, v| {
+        s.drift.p_value_threshold = parse_fraction(v)?;
+        Ok(())
+    }),
+    ("DRIFT_FAIL_ON_DATASET", |s, v| {
+        s.drift.fail_on_dataset = parse_bool(v)?;
+        Ok(())
+    }),
+    ("MIN_ROC_AUC", |s, v| {
+        s.gates.min_roc_auc = parse_fraction(v)?;
+        Ok(())
+    }),
+    ("MIN_AVG_PRECISION", |s, v| {
+        s.gates.min_avg_precision = parse_fraction(v)?;
+        Ok(())
+    }),
+];
+
+fn non_empty(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(v.to_string())
+    }
+}
+
+fn parse_fraction(v: &str) -> Result<f64, String> {
+    match v.trim().parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("expected a number from 0 to 1, got '{v}'")),
+    }
+}
+
+fn parse_port(v: &str) -> Result<u16, String> {
+    v.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("expected a port number from 1 to 65535, got '{v}'"))
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("expected true or false, got '{v}'")),
+    }
+}
+
+impl Settings {
+    /// Parses `driftline.toml` text. Unknown keys are errors that name the key.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Applies the environment on top: `lookup` returns a variable's value if set.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for (var, set) in ENV_VARS {
+            if let Some(value) = lookup(var) {
+                set(self, &value).map_err(|reason| ConfigError::Env { var, reason })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The data directory in effect.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("driftline-data"))
+    }
+}
+
+/// Checked configuration: settings plus the contract and feature layout built from them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub contract: Contract,
+    pub features: FeatureSpec,
+}
+
+impl Config {
+    pub fn check(settings: Settings) -> Result<Self, ConfigError> {
+        let contract = Contract::new(&settings.contract).map_err(ConfigError::Invalid)?;
+        let features = FeatureSpec::new(&settings.features, &contract).map_err(ConfigError::Invalid)?;
+        check_range("serve.canary_split", settings.serve.canary_split)?;
+        check_range("drift.p_value_threshold", settings.drift.p_value_threshold)?;
+        check_range("gates.min_roc_auc", settings.gates.min_roc_auc)?;
+        check_range("gates.min_avg_precision", settings.gates.min_avg_precision)?;
+        if settings.ingest.batch_size == 0 || settings.ingest.checkpoint_every == 0 {
+            return Err(ConfigError::Invalid(
+                "ingest.batch_size and ingest.checkpoint_every must be at least 1".into(),
+            ));
+        }
+        Ok(Self {
+            settings,
+            contract,
+            features,
+        })
+    }
+
+    /// The fraud demo with no file and no environment.
+    pub fn fraud_default() -> Self {
+        Self::check(Settings::default()).expect("the built-in defaults are valid")
+    }
+}
+
+fn check_range(key: &str, value: f64) -> Result<(), ConfigError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{key}: {value} must be from 0 to 1"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_shipped_example_config_loads_and_equals_the_defaults() {
+        let shipped = Settings::from_toml(include_str!("../../../driftline.toml")).unwrap();
+        assert_eq!(shipped, Settings::default());
+        Config::check(shipped).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_in_the_error() {
+        let err = Settings::from_toml("[serve]\ncanary_splitt = 0.2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `canary_splitt`"), "{err}");
+        let err = Settings::from_toml("[sevre]\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field `sevre`"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_the_file_overrides_defaults() {
+        let mut s = Settings::from_toml("[serve]\ncanary_split = 0.2\nshadow_enabled = true\n").unwrap();
+        assert_eq!(s.serve.canary_split, 0.2);
+        s.apply_env(env(&[
+            ("CANARY_SPLIT", "0.35"),
+            ("REDIS_PORT", "6380"),
+            ("POSTGRES_DB", "feast"),
+        ]))
+        .unwrap();
+        assert_eq!(s.serve.canary_split, 0.35);
+        assert!(
+            s.serve.shadow_enabled,
+            "the file's value stays when the env is silent"
+        );
+        assert_eq!(s.redis.port, 6380);
+        assert_eq!(s.postgres.database, "feast");
+    }
+
+    #[test]
+    fn every_reference_variable_is_read() {
+        let vars = [
+            ("CANARY_SPLIT", "0.5"),
+            ("SHADOW_ENABLED", "true"),
+            ("REDPANDA_BROKERS", "rp:9092"),
+            ("EVENT_TOPIC", "tx"),
+            ("REDIS_HOST", "cache"),
+            ("REDIS_PORT", "7000"),
+            ("POSTGRES_HOST", "db"),
+            ("POSTGRES_PORT", "5433"),
+            ("POSTGRES_USER", "feast"),
+            ("POSTGRES_PASSWORD", "secret"),
+            ("POSTGRES_DB", "offline"),
+            ("MINIO_ENDPOINT", "http://minio:9000"),
+            ("MINIO_ACCESS_KEY", "ak"),
+            ("MINIO_SECRET_KEY", "sk"),
+            ("MINIO_BUCKET", "models"),
+            ("DRIFT_REFERENCE_PATH", "ref.csv"),
+            ("DRIFT_CURRENT_PATH", "cur.csv"),
+            ("MIN_ROC_AUC", "0.8"),
+            ("MIN_AVG_PRECISION", "0.4"),
+        ];
+        let mut s = Settings::default();
+        s.apply_env(env(&vars)).unwrap();
+        assert_eq!(s.serve.canary_split, 0.5);
+        assert!(s.serve.shadow_enabled);
+        assert_eq!(s.kafka.brokers, "rp:9092");
+        assert_eq!(s.kafka.topic, "tx");
+        assert_eq!((s.redis.host.as_str(), s.redis.port), ("cache", 7000));
+        assert_eq!(
+            (
+                s.postgres.host.as_str(),
+                s.postgres.port,
+                s.postgres.user.as_str()
+            ),
+            ("db", 5433, "feast")
+        );
+        assert_eq!(
+            (s.postgres.password.as_str(), s.postgres.database.as_str()),
+            ("secret", "offline")
+        );
+        assert_eq!(s.object_store.endpoint.as_deref(), Some("http://minio:9000"));
+        assert_eq!(s.object_store.access_key.as_deref(), Some("ak"));
+        assert_eq!(s.object_store.secret_key.as_deref(), Some("sk"));
+        assert_eq!(s.object_store.bucket, "models");
+        assert_eq!(s.drift.reference_path, Some(PathBuf::from("ref.csv")));
+        assert_eq!(s.drift.current_path, Some(PathBuf::from("cur.csv")));
+        assert_eq!((s.gates.min_roc_auc, s.gates.min_avg_precision), (0.8, 0.4));
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_variable_and_the_reason() {
+        let mut s = Settings::default();
+        let err = s
+            .apply_env(env(&[("CANARY_SPLIT", "1.5")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "environment variable CANARY_SPLIT: expected a number from 0 to 1, got '1.5'"
+        );
+        let err = s
+            .apply_env(env(&[("REDIS_PORT", "http")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("environment variable REDIS_PORT"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_file_values_are_rejected_naming_the_key() {
+        let s = Settings::from_toml("[gates]\nmin_roc_auc = 3\n").unwrap();
+        let err = Config::check(s).unwrap_err().to_string();
+        assert!(err.starts_with("gates.min_roc_auc"), "{err}");
+    }
+}

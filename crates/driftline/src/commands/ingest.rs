@@ -1,0 +1,150 @@
+//! `driftline ingest`: append a file or standard input to the event log (if given), then
+//! consume the log into feature state, offline history and dead letters.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use driftline_core::config::Config;
+use driftline_features::ingest::{IngestStats, Ingestor};
+use driftline_features::paths::DataPaths;
+use driftline_features::source::append_input;
+use driftline_stream::input::InputSource;
+use driftline_stream::log::LogReader;
+
+use super::generate::log_config;
+use super::{progress_bar, thousands};
+use crate::settings::UsageError;
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// Where events come from: `log` (the embedded event log), a JSON-lines or CSV file
+    /// (appended to the log first, resumably), or `-` for standard input.
+    #[arg(long, default_value = "log", value_name = "log|kafka|FILE|-")]
+    pub from: String,
+    /// Keep consuming new log records as they arrive, checkpointing periodically.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+pub fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let paths = DataPaths::new(config.settings.data_dir());
+    let summary = ingest(config, &paths, &args.from, args.follow, true)?;
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs ingest and returns a human summary.
+pub fn ingest(
+    config: Config,
+    paths: &DataPaths,
+    from: &str,
+    follow: bool,
+    show_progress: bool,
+) -> anyhow::Result<String> {
+    let mut lines = Vec::new();
+    match from {
+        "log" => {}
+        "kafka" => {
+            return Err(UsageError(
+                "--from kafka needs the Kafka backend, which this build does not include yet; use --from log, a file or -".into(),
+            )
+            .into());
+        }
+        other => {
+            let source = if other == "-" {
+                InputSource::Stdin
+            } else {
+                let path = PathBuf::from(other);
+                if !path.is_file() {
+                    return Err(UsageError(format!(
+                        "--from {other}: no such file (expected log, kafka, a file or -)"
+                    ))
+                    .into());
+                }
+                InputSource::File(path)
+            };
+            let bar = show_progress.then(|| progress_bar(None, "appending"));
+            let report = append_input(&source, paths, log_config(&config), &mut |n| {
+                if let Some(bar) = &bar {
+                    bar.set_position(n);
+                }
+            })
+            .with_context(|| format!("appending {} to the event log", source.name()))?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            lines.push(format!(
+                "appended {} records from {} to the event log",
+                thousands(report.appended),
+                source.name()
+            ));
+            if report.resumed_at_byte > 0 || report.already_in_log > 0 {
+                lines.push(format!(
+                    "  resumed an earlier run at byte {} ({} records were already in the log)",
+                    report.resumed_at_byte,
+                    thousands(report.already_in_log)
+                ));
+            }
+        }
+    }
+    std::fs::create_dir_all(paths.log()).with_context(|| format!("creating {}", paths.log().display()))?;
+    let mut ingestor =
+        Ingestor::open(config, paths.clone()).context("opening the data directory for ingest")?;
+    let before = ingestor.stats();
+    let mut reader = LogReader::open(&paths.log()).context("opening the event log")?;
+    let end = reader.end_offset()?;
+    let total = end.saturating_sub(ingestor.next_offset());
+    let bar = show_progress.then(|| progress_bar((!follow).then_some(total), "ingesting"));
+    let start_offset = ingestor.next_offset();
+    let started = Instant::now();
+    ingestor
+        .run(&mut reader, follow, &mut |i| {
+            if let Some(bar) = &bar {
+                bar.set_position(i.next_offset() - start_offset);
+            }
+        })
+        .context("ingesting the event log")?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let run = delta(ingestor.stats(), before);
+    lines.push(format!(
+        "ingested {} records in {:.2} s ({}/s): {} events, {} labels, {} dead-lettered ({} invalid, {} duplicate, {} late)",
+        thousands(run.records),
+        elapsed,
+        thousands((run.records as f64 / elapsed.max(1e-9)) as u64),
+        thousands(run.events),
+        thousands(run.labels),
+        thousands(run.dead_lettered()),
+        thousands(run.invalid),
+        thousands(run.duplicates),
+        thousands(run.late),
+    ));
+    if run.dead_lettered() > 0 {
+        lines.push(format!(
+            "dead letters, with reasons: {}",
+            paths.dead_letters().display()
+        ));
+    }
+    lines.push(format!(
+        "state: {} entities; log offset {} committed",
+        thousands(ingestor.store().len() as u64),
+        thousands(ingestor.next_offset())
+    ));
+    Ok(lines.join("\n"))
+}
+
+fn delta(after: IngestStats, before: IngestStats) -> IngestStats {
+    IngestStats {
+        records: after.records - before.records,
+        events: after.events - before.events,
+        labels: after.labels - before.labels,
+        invalid: after.invalid - before.invalid,
+        duplicates: after.duplicates - before.duplicates,
+        late: after.late - before.late,
+    }
+}

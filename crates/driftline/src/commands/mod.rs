@@ -1,0 +1,50 @@
+//! One module per subcommand, plus what they share: exit codes and progress bars.
+
+pub mod demo;
+pub mod features;
+pub mod generate;
+pub mod ingest;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::settings::UsageError;
+
+/// 2 for bad usage or input, 1 for everything else.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|cause| cause.is::<UsageError>()) {
+        2
+    } else {
+        1
+    }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(total: Option<u64>, what: &str) -> ProgressBar {
+    let bar = match total {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template(
+                "{msg:>10} [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{msg:>10} {human_pos} ({per_sec})").expect("valid template"),
+        ),
+    };
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Formats a count with thousands separators.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

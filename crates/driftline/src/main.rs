@@ -1,0 +1,98 @@
+//! The `driftline` command line: a thin layer that parses flags, loads configuration
+//! and calls the library crates.
+//!
+//! Key decision: every subcommand returns `anyhow::Result`; errors print as one
+//! sentence plus their cause chain, and the exit status says what kind of failure it
+//! was (2 for bad usage or input, 1 for anything else), as the CLI contract promises.
+
+mod commands;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// driftline: a real-time, drift-aware ML platform in one binary.
+///
+/// Events stream in, per-entity features stay fresh online and point-in-time correct
+/// offline. Runs with zero infrastructure: everything lives under the data directory.
+#[derive(Parser, Debug)]
+#[command(name = "driftline", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// Configuration file. Default: ./driftline.toml when it exists, else built-in
+    /// defaults (the fraud demo). Env DRIFTLINE_CONFIG.
+    #[arg(long, global = true, env = "DRIFTLINE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Where embedded state lives. Default ./driftline-data. Env DRIFTLINE_DATA_DIR.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Log verbosity for diagnostics on stderr (error, warn, info, debug, trace).
+    /// Env RUST_LOG takes precedence.
+    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole pipeline built so far on a fresh synthetic stream and narrate it.
+    Demo(commands::demo::DemoArgs),
+    /// Generate a synthetic transaction stream with a learnable fraud signal and
+    /// optional drift.
+    Gen(commands::generate::GenArgs),
+    /// Consume events into feature state and offline history (from the event log, a
+    /// file or standard input).
+    Ingest(commands::ingest::IngestArgs),
+    /// Inspect features: one entity's current vector, or a point-in-time training set.
+    #[command(subcommand)]
+    Features(commands::features::FeaturesCommand),
+    /// Print the configuration in effect (defaults < file < environment < flags) as TOML.
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_level);
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(commands::exit_code(&error))
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let load = || settings::load(cli.config.as_deref(), cli.data_dir.as_deref());
+    match cli.command {
+        Command::Demo(args) => commands::demo::run(load()?, args),
+        Command::Gen(args) => commands::generate::run(load()?, args),
+        Command::Ingest(args) => commands::ingest::run(load()?, args),
+        Command::Features(command) => commands::features::run(load()?, command),
+        Command::Config => {
+            let config = load()?;
+            print!("{}", toml::to_string(&config.settings)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+}

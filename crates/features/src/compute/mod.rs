@@ -1,0 +1,232 @@
+//! Feature vectors from entity state: the one implementation used by serving, by
+//! `features get` and by training-set replay.
+//!
+//! Key decision: a vector is computed in a single backward pass over the entity's
+//! events strictly before the as-of point, newest first, adding each event to every
+//! window that contains it. The pass visits events in a fixed order, so the same state
+//! always yields bit-identical values; there are no running sums to drift apart.
+
+use driftline_core::event::{Event, FieldValue};
+use driftline_core::features::{AggFunction, FeatureKind, FeatureSpec, FeatureVector};
+use driftline_core::time::{MICROS_PER_SECOND, Span};
+
+use crate::state::{AsOf, EntityState};
+
+/// Computes vectors for one feature layout. Cheap to clone; build once per process.
+#[derive(Debug, Clone)]
+pub struct FeatureEngine {
+    spec: FeatureSpec,
+    /// Every distinct window, ascending.
+    windows: Vec<Span>,
+    /// Data fields that need windowed statistics.
+    fields: Vec<usize>,
+    /// Category count per field index (0 for numeric fields).
+    categories: Vec<usize>,
+}
+
+/// Per field, per window: the statistics of the values seen.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stats {
+    count: u32,
+    sum: f64,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+    /// Value of the newest event in the window (the first one the backward pass sees).
+    last: f64,
+    /// Bit per category seen (fields with up to 64 categories).
+    seen: u64,
+}
+
+impl Stats {
+    fn add(&mut self, x: f64, category_bit: u64) {
+        if self.count == 0 {
+            self.min = x;
+            self.max = x;
+            self.last = x;
+        } else {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+        self.count += 1;
+        self.sum += x;
+        let delta = x - self.mean;
+        self.mean += delta / f64::from(self.count);
+        self.m2 += delta * (x - self.mean);
+        self.seen |= category_bit;
+    }
+
+    fn value(&self, function: AggFunction) -> f64 {
+        let empty = self.count == 0;
+        match function {
+            AggFunction::Count => f64::from(self.count),
+            AggFunction::Sum => self.sum,
+            AggFunction::DistinctCount => f64::from(self.seen.count_ones()),
+            _ if empty => f64::NAN,
+            AggFunction::Mean => self.sum / f64::from(self.count),
+            AggFunction::Std => (self.m2 / f64::from(self.count)).max(0.0).sqrt(),
+            AggFunction::Min => self.min,
+            AggFunction::Max => self.max,
+            AggFunction::Last => self.last,
+        }
+    }
+}
+
+impl FeatureEngine {
+    pub fn new(spec: FeatureSpec, categories_per_field: Vec<usize>) -> Self {
+        let mut windows = Vec::new();
+        let mut fields = Vec::new();
+        for column in &spec.columns {
+            let (field, window) = match column.kind {
+                FeatureKind::Aggregate { field, window, .. } => (field, window),
+                FeatureKind::Zscore { field, window } => (field, window),
+                _ => continue,
+            };
+            if !windows.contains(&window) {
+                windows.push(window);
+            }
+            if !fields.contains(&field) {
+                fields.push(field);
+            }
+        }
+        windows.sort();
+        Self {
+            spec,
+            windows,
+            fields,
+            categories: categories_per_field,
+        }
+    }
+
+    /// The engine for a checked configuration.
+    pub fn from_config(config: &driftline_core::config::Config) -> Self {
+        let categories = config
+            .contract
+            .fields()
+            .iter()
+            .map(|f| match &f.kind {
+                driftline_core::contract::FieldKind::Category { values } => values.len(),
+                driftline_core::contract::FieldKind::Float { .. } => 0,
+            })
+            .collect();
+        Self::new(config.features.clone(), categories)
+    }
+
+    pub fn spec(&self) -> &FeatureSpec {
+        &self.spec
+    }
+
+    /// The vector as of `as_of`. `request` is the event being scored: it supplies the
+    /// request features, the z-score's value and the "changed" comparisons; without it
+    /// those columns are missing.
+    pub fn vector(&self, state: &EntityState, request: Option<&Event>, as_of: AsOf) -> FeatureVector {
+        let end = state.position(as_of);
+        let stats = self.window_stats(state, end, as_of.time());
+        let previous = end.checked_sub(1);
+        let values = self
+            .spec
+            .columns
+            .iter()
+            .map(|column| match column.kind {
+                FeatureKind::Aggregate {
+                    field,
+                    function,
+                    window,
+                } => self.stats_for(&stats, field, window).value(function),
+                FeatureKind::Zscore { field, window } => {
+                    let s = self.stats_for(&stats, field, window);
+                    zscore(request_value(request, field), s)
+                }
+                FeatureKind::SecondsSinceLast => previous
+                    .map(|p| (as_of.time() - state.keys()[p].ts) as f64 / MICROS_PER_SECOND as f64)
+                    .unwrap_or(f64::NAN),
+                FeatureKind::Changed { field } => match (previous, request_value(request, field)) {
+                    (Some(p), Some(now)) => {
+                        let before = state.values_of(p)[field];
+                        if before.is_nan() {
+                            f64::NAN
+                        } else {
+                            f64::from(u8::from(before != now))
+                        }
+                    }
+                    _ => f64::NAN,
+                },
+                FeatureKind::RequestNumber { field } => request_value(request, field).unwrap_or(f64::NAN),
+                FeatureKind::RequestOneHot { field, category } => match request.map(|r| r.values[field]) {
+                    Some(FieldValue::Category(c)) => f64::from(u8::from(c == category)),
+                    Some(_) => 0.0,
+                    None => f64::NAN,
+                },
+                FeatureKind::HourOfDay => request.map(|r| f64::from(r.ts.hour_of_day())).unwrap_or(f64::NAN),
+            })
+            .collect();
+        FeatureVector { values }
+    }
+
+    /// One backward pass: stats[f * windows + w] for the engine's fields and windows.
+    fn window_stats(&self, state: &EntityState, end: usize, now: i64) -> Vec<Stats> {
+        let n_windows = self.windows.len();
+        let mut stats = vec![Stats::default(); self.fields.len() * n_windows];
+        let keys = state.keys();
+        let mut smallest = 0;
+        for i in (0..end).rev() {
+            let age = now - keys[i].ts;
+            while smallest < n_windows && age >= self.windows[smallest].micros() {
+                smallest += 1;
+            }
+            if smallest == n_windows {
+                break;
+            }
+            let values = state.values_of(i);
+            for (f, &field) in self.fields.iter().enumerate() {
+                let x = values[field];
+                if x.is_nan() {
+                    continue;
+                }
+                let bit = if self.categories[field] > 0 && x < 64.0 {
+                    1u64 << (x as u32)
+                } else {
+                    0
+                };
+                for s in &mut stats[f * n_windows + smallest..(f + 1) * n_windows] {
+                    s.add(x, bit);
+                }
+            }
+        }
+        stats
+    }
+
+    fn stats_for<'a>(&self, stats: &'a [Stats], field: usize, window: Span) -> &'a Stats {
+        let f = self
+            .fields
+            .iter()
+            .position(|&x| x == field)
+            .expect("field planned");
+        let w = self
+            .windows
+            .iter()
+            .position(|&x| x == window)
+            .expect("window planned");
+        &stats[f * self.windows.len() + w]
+    }
+}
+
+fn request_value(request: Option<&Event>, field: usize) -> Option<f64> {
+    match request?.values[field] {
+        FieldValue::Number(x) => Some(x),
+        FieldValue::Category(c) => Some(f64::from(c)),
+        FieldValue::Missing => None,
+    }
+}
+
+fn zscore(value: Option<f64>, history: &Stats) -> f64 {
+    let std = history.value(AggFunction::Std);
+    match value {
+        Some(x) if history.count >= 2 && std > 0.0 => (x - history.sum / f64::from(history.count)) / std,
+        _ => f64::NAN,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,532 @@
+//! Ingest: the consumer that turns the event log into feature state, offline history
+//! and dead letters.
+//!
+//! Every record is validated against the contract, then applied to its entity's state
+//! (inserted in event-time order, or refused as a duplicate or as late). Valid events go
+//! to history, everything refused goes to the dead-letter file with its reason: nothing
+//! is dropped silently. Key decision: a checkpoint commits history files, dead letters,
+//! a state snapshot and the log offset together, and on start everything past the last
+//! checkpoint is undone (uncommitted history files deleted, the dead-letter file cut
+//! back), so a `kill -9` at any moment followed by a restart ends in exactly the state
+//! of one uninterrupted run. Readers (`serve`, `features get`) use the same code in
+//! read-only mode: latest snapshot, then replay of the log tail.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use driftline_core::config::Config;
+use driftline_core::contract::{IdSource, ValidateContext};
+use driftline_core::event::{Event, InvalidRecord, LabelUpdate, Record};
+use driftline_core::time::Timestamp;
+use driftline_stream::log::{LogError, LogReader, RecordBatch};
+use serde::{Deserialize, Serialize};
+
+use crate::offline::{HistoryEvent, OfflineError, OfflineStore, ParquetOfflineStore};
+use crate::online::{EmbeddedOnlineStore, OnlineStore, StoreError};
+use crate::paths::DataPaths;
+use crate::state::Applied;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Offline(#[from] OfflineError),
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("another ingest process holds {0}; only one may run per data directory")]
+    Locked(String),
+    #[error("checkpoint {path} is unreadable: {reason}")]
+    Checkpoint { path: String, reason: String },
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> IngestError {
+    let path = path.display().to_string();
+    move |source| IngestError::Io { action, path, source }
+}
+
+/// Counts since the data directory was created; persisted with each checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestStats {
+    /// Log records consumed.
+    pub records: u64,
+    /// Events applied to state and history.
+    pub events: u64,
+    /// Delayed labels stored.
+    pub labels: u64,
+    /// Records that failed validation.
+    pub invalid: u64,
+    /// Events already ingested (same id and time).
+    pub duplicates: u64,
+    /// Events older than their entity's latest minus the allowed lateness.
+    pub late: u64,
+}
+
+impl IngestStats {
+    pub fn dead_lettered(&self) -> u64 {
+        self.invalid + self.duplicates + self.late
+    }
+}
+
+/// What was committed last: everything before `next_offset` is reflected in the
+/// snapshot, the history files and the first `dead_letter_bytes` of the dead letters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    pub next_offset: u64,
+    pub snapshot: Option<String>,
+    pub dead_letter_bytes: u64,
+    pub stats: IngestStats,
+    pub committed_at: String,
+}
+
+impl Checkpoint {
+    pub fn load(paths: &DataPaths) -> Result<Option<Self>, IngestError> {
+        let path = paths.checkpoint();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| IngestError::Checkpoint {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("reading", &path)(e)),
+        }
+    }
+
+    fn store(&self, paths: &DataPaths) -> Result<(), IngestError> {
+        let path = paths.checkpoint();
+        let tmp = path.with_extension("tmp");
+        let bytes = serde_json::to_vec_pretty(self).expect("checkpoint serialises");
+        let mut file = File::create(&tmp).map_err(io_error("creating", &tmp))?;
+        file.write_all(&bytes).map_err(io_error("writing", &tmp))?;
+        file.sync_all().map_err(io_error("syncing", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io_error("renaming", &path))?;
+        sync_dir(&paths.state())
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), IngestError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("syncing", dir))
+}
+
+/// Whether the consumer owns the data directory's outputs or only rebuilds state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Commit,
+    ReadOnly,
+}
+
+/// The log consumer. Build with [`Ingestor::open`] (the one ingest process) or
+/// [`Ingestor::restore`] (a reader rebuilding state).
+pub struct Ingestor {
+    config: Config,
+    paths: DataPaths,
+    mode: Mode,
+    store: Arc<EmbeddedOnlineStore>,
+    offline: ParquetOfflineStore,
+    dead_letters: Option<DeadLetters>,
+    pending_events: Vec<HistoryEvent>,
+    pending_labels: Vec<LabelUpdate>,
+    committed_offset: u64,
+    next_offset: u64,
+    stats: IngestStats,
+    last_checkpoint: Instant,
+    _lock: Option<File>,
+}
+
+/// One record's fate before state is consulted.
+enum Decoded {
+    Invalid(InvalidRecord),
+    Label(LabelUpdate),
+    Event(Event),
+}
+
+impl Ingestor {
+    /// Opens the data directory as its one ingest process: takes the lock, then undoes
+    /// anything written after the last checkpoint.
+    pub fn open(config: Config, paths: DataPaths) -> Result<Self, IngestError> {
+        fs::create_dir_all(paths.state()).map_err(io_error("creating", &paths.state()))?;
+        let lock_path = paths.ingest_lock();
+        let lock = File::create(&lock_path).map_err(io_error("creating", &lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(IngestError::Locked(lock_path.display().to_string()));
+        }
+        let checkpoint = Checkpoint::load(&paths)?.unwrap_or_default();
+        let store = load_snapshot(&paths, &checkpoint)?;
+        let offline = ParquetOfflineStore::new(paths.offline(), config.contract.clone());
+        offline.discard_from(checkpoint.next_offset)?;
+        let dead_letters = DeadLetters::open(&paths.dead_letters(), checkpoint.dead_letter_bytes)?;
+        Ok(Self {
+            config,
+            paths,
+            mode: Mode::Commit,
+            store: Arc::new(store),
+            offline,
+            dead_letters: Some(dead_letters),
+            pending_events: Vec::new(),
+            pending_labels: Vec::new(),
+            committed_offset: checkpoint.next_offset,
+            next_offset: checkpoint.next_offset,
+            stats: checkpoint.stats,
+            last_checkpoint: Instant::now(),
+            _lock: Some(lock),
+        })
+    }
+
+    /// Rebuilds feature state without writing anything: the latest snapshot, then the
+    /// log from its offset to the end.
+    pub fn restore(config: Config, paths: DataPaths) -> Result<Self, IngestError> {
+        let checkpoint = Checkpoint::load(&paths)?.unwrap_or_default();
+        let store = match load_snapshot(&paths, &checkpoint) {
+            // Ingest replaced the snapshot between our two reads: read both again.
+            Err(IngestError::Store(StoreError::Io { source, .. }))
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                let checkpoint = Checkpoint::load(&paths)?.unwrap_or_default();
+                return Self::restore_from(config, paths, checkpoint);
+            }
+            other => other?,
+        };
+        let mut this = Self::read_only(config, paths, checkpoint, store);
+        this.catch_up()?;
+        Ok(this)
+    }
+
+    fn restore_from(config: Config, paths: DataPaths, checkpoint: Checkpoint) -> Result<Self, IngestError> {
+        let store = load_snapshot(&paths, &checkpoint)?;
+        let mut this = Self::read_only(config, paths, checkpoint, store);
+        this.catch_up()?;
+        Ok(this)
+    }
+
+    fn read_only(
+        config: Config,
+        paths: DataPaths,
+        checkpoint: Checkpoint,
+        store: EmbeddedOnlineStore,
+    ) -> Self {
+        let offline = ParquetOfflineStore::new(paths.offline(), config.contract.clone());
+        Self {
+            config,
+            paths,
+            mode: Mode::ReadOnly,
+            store: Arc::new(store),
+            offline,
+            dead_letters: None,
+            pending_events: Vec::new(),
+            pending_labels: Vec::new(),
+            committed_offset: checkpoint.next_offset,
+            next_offset: checkpoint.next_offset,
+            stats: checkpoint.stats,
+            last_checkpoint: Instant::now(),
+            _lock: None,
+        }
+    }
+
+    fn catch_up(&mut self) -> Result<(), IngestError> {
+        if !self.paths.log().exists() {
+            return Ok(());
+        }
+        let mut reader = LogReader::open(&self.paths.log())?;
+        self.run(&mut reader, false, &mut |_| {})
+    }
+
+    pub fn store(&self) -> &Arc<EmbeddedOnlineStore> {
+        &self.store
+    }
+
+    pub fn stats(&self) -> IngestStats {
+        self.stats
+    }
+
+    /// The next log offset this consumer will read.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// Consumes the log from the committed offset: to its end, or for ever when
+    /// `follow` is set (checkpointing at least every `ingest.checkpoint_interval`).
+    /// `progress` is called after every batch.
+    pub fn run(
+        &mut self,
+        reader: &mut LogReader,
+        follow: bool,
+        progress: &mut dyn FnMut(&Ingestor),
+    ) -> Result<(), IngestError> {
+        reader.seek(self.next_offset)?;
+        let mut batch = RecordBatch::new();
+        let batch_size = self.config.settings.ingest.batch_size;
+        let interval =
+            Duration::from_micros(self.config.settings.ingest.checkpoint_interval.micros().max(0) as u64);
+        loop {
+            let n = reader.read_into(batch_size, &mut batch)?;
+            if n > 0 {
+                self.process(&batch)?;
+                progress(self);
+            }
+            let due = self.uncommitted() >= self.config.settings.ingest.checkpoint_every as u64
+                || (follow && self.uncommitted() > 0 && self.last_checkpoint.elapsed() >= interval);
+            if due {
+                self.checkpoint()?;
+            }
+            if n == 0 {
+                if !follow {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.checkpoint()
+    }
+
+    fn uncommitted(&self) -> u64 {
+        self.next_offset - self.committed_offset
+    }
+
+    /// Applies one batch of log records.
+    pub fn process(&mut self, batch: &RecordBatch) -> Result<(), IngestError> {
+        let decoded: Vec<(u64, i64, Decoded)> = batch
+            .iter()
+            .map(|record| {
+                let ctx = ValidateContext {
+                    now: Timestamp(record.append_ts_micros),
+                    default_entity: None,
+                    path_prefix: "",
+                    ids: IdSource::DerivedFrom(record.payload),
+                };
+                let decoded = match self.config.contract.validate_json(record.payload, &ctx) {
+                    Ok(Record::Event(event)) => Decoded::Event(event),
+                    Ok(Record::Label(label)) => Decoded::Label(label),
+                    Err(invalid) => Decoded::Invalid(invalid),
+                };
+                (record.offset, record.append_ts_micros, decoded)
+            })
+            .collect();
+        let applied = self.apply_events(&decoded)?;
+        let mut applied = applied.into_iter();
+        for ((offset, received, decoded), record) in decoded.into_iter().zip(batch.iter()) {
+            self.stats.records += 1;
+            self.next_offset = offset + 1;
+            match decoded {
+                Decoded::Invalid(invalid) => {
+                    self.stats.invalid += 1;
+                    self.dead_letter(offset, received, "invalid", &invalid, record.payload)?;
+                }
+                Decoded::Label(label) => {
+                    self.stats.labels += 1;
+                    if self.mode == Mode::Commit {
+                        self.pending_labels.push(label);
+                    }
+                }
+                Decoded::Event(event) => match applied.next().expect("one outcome per event") {
+                    Applied::Inserted => {
+                        self.stats.events += 1;
+                        if self.mode == Mode::Commit {
+                            self.pending_events.push(HistoryEvent { offset, event });
+                        }
+                    }
+                    Applied::Duplicate => {
+                        self.stats.duplicates += 1;
+                        let why = InvalidRecord::whole(format!(
+                            "duplicate: event {} at {} was already ingested",
+                            event.event_id, event.ts
+                        ));
+                        self.dead_letter(offset, received, "duplicate", &why, record.payload)?;
+                    }
+                    Applied::Late { watermark } => {
+                        self.stats.late += 1;
+                        let why = InvalidRecord::whole(format!(
+                            "late: event time {} is more than the allowed lateness {} behind {}'s latest event at {}",
+                            event.ts,
+                            self.config.features.allowed_lateness,
+                            event.entity,
+                            Timestamp(watermark)
+                        ));
+                        self.dead_letter(offset, received, "late", &why, record.payload)?;
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_events(&self, decoded: &[(u64, i64, Decoded)]) -> Result<Vec<Applied>, IngestError> {
+        let events: Vec<&Event> = decoded
+            .iter()
+            .filter_map(|(_, _, d)| match d {
+                Decoded::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        let entities: Vec<&str> = events.iter().map(|e| e.entity.as_str()).collect();
+        let mut applied = vec![Applied::Inserted; events.len()];
+        let spec = &self.config.features;
+        let width = self.config.contract.fields().len();
+        self.store.update_each(&entities, width, &mut |i, state| {
+            applied[i] = state.apply(events[i], spec)
+        })?;
+        Ok(applied)
+    }
+
+    fn dead_letter(
+        &mut self,
+        offset: u64,
+        received: i64,
+        kind: &str,
+        why: &InvalidRecord,
+        payload: &[u8],
+    ) -> Result<(), IngestError> {
+        match &mut self.dead_letters {
+            Some(dead_letters) => dead_letters.write(offset, received, kind, why, payload),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits history, dead letters, a snapshot and the offset, in that order.
+    pub fn checkpoint(&mut self) -> Result<(), IngestError> {
+        if self.mode == Mode::ReadOnly || self.next_offset == self.committed_offset {
+            return Ok(());
+        }
+        let range = self.committed_offset..self.next_offset;
+        self.offline
+            .append(range, &self.pending_events, &self.pending_labels)?;
+        self.pending_events.clear();
+        self.pending_labels.clear();
+        let dead_letter_bytes = self
+            .dead_letters
+            .as_mut()
+            .map(DeadLetters::sync)
+            .transpose()?
+            .unwrap_or(0);
+        let snapshot = self.paths.snapshot(self.next_offset);
+        self.store.write_snapshot(&snapshot)?;
+        let checkpoint = Checkpoint {
+            next_offset: self.next_offset,
+            snapshot: snapshot.file_name().map(|n| n.to_string_lossy().into_owned()),
+            dead_letter_bytes,
+            stats: self.stats,
+            committed_at: chrono::Utc::now().to_rfc3339(),
+        };
+        checkpoint.store(&self.paths)?;
+        self.committed_offset = self.next_offset;
+        self.last_checkpoint = Instant::now();
+        remove_old_snapshots(&self.paths, &snapshot)?;
+        tracing::debug!(
+            next_offset = self.next_offset,
+            events = self.stats.events,
+            "checkpoint committed"
+        );
+        Ok(())
+    }
+}
+
+fn load_snapshot(paths: &DataPaths, checkpoint: &Checkpoint) -> Result<EmbeddedOnlineStore, IngestError> {
+    match &checkpoint.snapshot {
+        Some(name) => Ok(EmbeddedOnlineStore::load_snapshot(&paths.state().join(name))?),
+        None => Ok(EmbeddedOnlineStore::default()),
+    }
+}
+
+fn remove_old_snapshots(paths: &DataPaths, keep: &Path) -> Result<(), IngestError> {
+    for entry in fs::read_dir(paths.state()).map_err(io_error("listing", &paths.state()))? {
+        let path = entry.map_err(io_error("listing", &paths.state()))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with("snapshot-") && path != keep {
+            fs::remove_file(&path).map_err(io_error("removing", &path))?;
+        }
+    }
+    Ok(())
+}
+
+/// The dead-letter file: one JSON object per refused record.
+struct DeadLetters {
+    path: std::path::PathBuf,
+    out: BufWriter<File>,
+    bytes: u64,
+    line: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct DeadLetter<'a> {
+    offset: u64,
+    received_at: String,
+    kind: &'a str,
+    reason: String,
+    errors: &'a [driftline_core::event::FieldError],
+    record: std::borrow::Cow<'a, str>,
+}
+
+impl DeadLetters {
+    /// Opens for appending after cutting the file back to its committed length.
+    fn open(path: &Path, committed_bytes: u64) -> Result<Self, IngestError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io_error("opening", path))?;
+        let len = file.metadata().map_err(io_error("reading", path))?.len();
+        if len > committed_bytes {
+            file.set_len(committed_bytes)
+                .map_err(io_error("truncating", path))?;
+            tracing::info!(path = %path.display(), dropped_bytes = len - committed_bytes, "cut uncommitted dead letters");
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 16, file),
+            bytes: committed_bytes.min(len),
+            line: Vec::new(),
+        })
+    }
+
+    fn write(
+        &mut self,
+        offset: u64,
+        received: i64,
+        kind: &str,
+        why: &InvalidRecord,
+        payload: &[u8],
+    ) -> Result<(), IngestError> {
+        let letter = DeadLetter {
+            offset,
+            received_at: Timestamp(received).to_rfc3339(),
+            kind,
+            reason: why.to_string(),
+            errors: &why.errors,
+            record: String::from_utf8_lossy(payload),
+        };
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &letter).expect("dead letter serialises");
+        self.line.push(b'\n');
+        self.out
+            .write_all(&self.line)
+            .map_err(io_error("writing", &self.path))?;
+        self.bytes += self.line.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes and fsyncs; returns the committed length.
+    fn sync(&mut self) -> Result<u64, IngestError> {
+        self.out.flush().map_err(io_error("writing", &self.path))?;
+        self.out
+            .get_ref()
+            .sync_all()
+            .map_err(io_error("syncing", &self.path))?;
+        Ok(self.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests;
