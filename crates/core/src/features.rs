@@ -237,6 +237,19 @@ impl FeatureSpec {
                 }
                 longest = longest.max(*window);
                 for function in &agg.functions {
+                    if *function == AggFunction::DistinctCount && !is_category {
+                        return Err(format!(
+                            "{at}: distinct_count applies to category fields; '{}' is a float field",
+                            agg.field
+                        ));
+                    }
+                    if *function == AggFunction::DistinctCount && category_count(contract, field) > 64 {
+                        return Err(format!(
+                            "{at}: distinct_count supports fields of at most 64 categories; '{}' has {}",
+                            agg.field,
+                            category_count(contract, field)
+                        ));
+                    }
                     if is_category && function.numeric_only() {
                         return Err(format!(
                             "{at}: '{}' is a category field; only count and distinct_count apply, not {}",
@@ -306,6 +319,13 @@ impl FeatureSpec {
             self.allowed_lateness, self.max_events_per_entity
         ));
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+    }
+}
+
+fn category_count(contract: &Contract, field: usize) -> usize {
+    match &contract.fields()[field].kind {
+        FieldKind::Category { values } => values.len(),
+        FieldKind::Float { .. } => 0,
     }
 }
 
@@ -466,6 +486,19 @@ mod tests {
         let err = FeatureSpec::new(&config, &contract()).unwrap_err();
         assert!(err.starts_with("features.aggregations[1]"), "{err}");
         assert!(err.contains("not mean"), "{err}");
+    }
+
+    #[test]
+    fn distinct_count_needs_a_category_field_of_at_most_64_values() {
+        let mut config = FeaturesConfig::default();
+        config.aggregations[0].functions.push(AggFunction::DistinctCount);
+        let err = FeatureSpec::new(&config, &contract()).unwrap_err();
+        assert!(err.contains("'transaction_amount' is a float field"), "{err}");
+        let mut contract_config = crate::contract::ContractConfig::default();
+        contract_config.fields[1].values = (0..65).map(|i| format!("C{i}")).collect();
+        let wide = Contract::new(&contract_config).unwrap();
+        let err = FeatureSpec::new(&FeaturesConfig::default(), &wide).unwrap_err();
+        assert!(err.contains("at most 64 categories"), "{err}");
     }
 
     #[test]

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
     init_tracing(&cli.log_level);
     match run(cli) {
         Ok(code) => code,
+        Err(error) if commands::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
             for cause in error.chain().skip(1) {
@@ -79,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Features(command) => commands::features::run(load()?, command),
         Command::Config => {
             let config = load()?;
-            print!("{}", toml::to_string(&config.settings)?);
+            commands::emit(toml::to_string(&config.settings)?.trim_end())?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::PathBuf;
 
-use driftline_stream::input::{InputError, InputReader, InputRecord, InputSource};
+use driftline_stream::input::{InputReader, InputRecord, InputSource};
 use driftline_stream::log::{LogConfig, LogReader, LogWriter, RecordBatch};
 use serde::{Deserialize, Serialize};
 
@@ -33,16 +33,6 @@ pub struct AppendReport {
     pub already_in_log: u64,
     /// Where in the input this run started (0 unless resuming).
     pub resumed_at_byte: u64,
-}
-
-impl From<InputError> for IngestError {
-    fn from(e: InputError) -> Self {
-        IngestError::Io {
-            action: "reading input",
-            path: String::new(),
-            source: std::io::Error::other(e.to_string()),
-        }
-    }
 }
 
 /// Appends every record of `source` to the log under `paths`, resuming a file where an

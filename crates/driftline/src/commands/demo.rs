@@ -17,7 +17,7 @@ use driftline_stream::generator::Scenario;
 use driftline_stream::log::LogWriter;
 
 use super::generate::{GenArgs, log_config};
-use super::thousands;
+use super::{emit, thousands};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -48,7 +48,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.settings.data_dir = Some(root.clone());
     let paths = DataPaths::new(&root);
     let started = Instant::now();
-    say(&started, &format!("driftline demo in {}", root.display()));
+    say(&started, &format!("driftline demo in {}", root.display()))?;
 
     let stream = GenArgs {
         count: args.events,
@@ -75,11 +75,11 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             thousands(stream.onset),
             MALFORMED.len()
         ),
-    );
+    )?;
 
     let summary = super::ingest::ingest(config.clone(), &paths, "log", false, true)?;
     for line in summary.lines() {
-        say(&started, line);
+        say(&started, line)?;
     }
 
     let user = busiest_user(&paths)?;
@@ -96,7 +96,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             features["country_distinct_count_7d"],
             features["seconds_since_last_event"].as_f64().unwrap_or(f64::NAN),
         ),
-    );
+    )?;
 
     let out = root.join("training-set.parquet");
     let training = super::features::training_set(&config, &paths, Default::default(), &out)?;
@@ -109,17 +109,19 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             100.0 * training.positives as f64 / training.labelled.max(1) as f64,
             out.display()
         ),
-    );
-    say(&started, "explore:");
+    )?;
+    say(&started, "explore:")?;
     let dir = root.display();
-    println!("    driftline --data-dir {dir} features get {user}");
-    println!("    driftline --data-dir {dir} features training-set --out rows.csv");
-    println!("    head -3 {dir}/dead-letter.jsonl");
+    emit(&format!("    driftline --data-dir {dir} features get {user}"))?;
+    emit(&format!(
+        "    driftline --data-dir {dir} features training-set --out rows.csv"
+    ))?;
+    emit(&format!("    head -3 {dir}/dead-letter.jsonl"))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn say(started: &Instant, text: &str) {
-    println!("[{:>6.2}s] {text}", started.elapsed().as_secs_f64());
+fn say(started: &Instant, text: &str) -> anyhow::Result<()> {
+    emit(&format!("[{:>6.2}s] {text}", started.elapsed().as_secs_f64()))
 }
 
 fn append_generated(

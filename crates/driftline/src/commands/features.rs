@@ -15,7 +15,7 @@ use driftline_features::paths::DataPaths;
 use driftline_features::state::{AsOf, EventKey};
 use driftline_features::training::{TrainingSetWriter, TrainingSummary, TrainingWindow, replay};
 
-use super::thousands;
+use super::{emit, thousands};
 use crate::settings::UsageError;
 
 #[derive(Subcommand, Debug)]
@@ -49,19 +49,19 @@ pub fn run(config: Config, command: FeaturesCommand) -> anyhow::Result<ExitCode>
     match command {
         FeaturesCommand::Get { user_id, at } => {
             let json = get(config, &paths, &user_id, at)?;
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            emit(&serde_json::to_string_pretty(&json)?)?;
         }
         FeaturesCommand::TrainingSet { from, to, out } => {
             let started = Instant::now();
             let summary = training_set(&config, &paths, TrainingWindow { from, to }, &out)?;
-            println!(
+            emit(&format!(
                 "wrote {} rows ({} labelled, {} positive) to {} in {:.2} s",
                 thousands(summary.rows),
                 thousands(summary.labelled),
                 thousands(summary.positives),
                 out.display(),
                 started.elapsed().as_secs_f64()
-            );
+            ))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -97,7 +97,7 @@ pub fn get(
         Ok(serde_json::json!({
             "user_id": user_id,
             "as_of": label.to_rfc3339(),
-            "events_in_window": state.position(as_of),
+            "events_considered": state.position(as_of),
             "features": vector.to_json(engine.spec()),
         }))
     })

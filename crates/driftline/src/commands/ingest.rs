@@ -8,14 +8,14 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use driftline_core::config::Config;
-use driftline_features::ingest::{IngestStats, Ingestor};
+use driftline_features::ingest::{IngestError, IngestStats, Ingestor};
 use driftline_features::paths::DataPaths;
 use driftline_features::source::append_input;
 use driftline_stream::input::InputSource;
 use driftline_stream::log::LogReader;
 
 use super::generate::log_config;
-use super::{progress_bar, thousands};
+use super::{emit, progress_bar, thousands};
 use crate::settings::UsageError;
 
 #[derive(Args, Debug)]
@@ -32,7 +32,7 @@ pub struct IngestArgs {
 pub fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let paths = DataPaths::new(config.settings.data_dir());
     let summary = ingest(config, &paths, &args.from, args.follow, true)?;
-    println!("{summary}");
+    emit(&summary)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -91,8 +91,15 @@ pub fn ingest(
         }
     }
     std::fs::create_dir_all(paths.log()).with_context(|| format!("creating {}", paths.log().display()))?;
-    let mut ingestor =
-        Ingestor::open(config, paths.clone()).context("opening the data directory for ingest")?;
+    let mut ingestor = match Ingestor::open(config, paths.clone()) {
+        Err(IngestError::Locked(lock)) if !lines.is_empty() => {
+            lines.push(format!(
+                "another ingest process holds {lock}; it will consume the appended records"
+            ));
+            return Ok(lines.join("\n"));
+        }
+        other => other.context("opening the data directory for ingest")?,
+    };
     let before = ingestor.stats();
     let mut reader = LogReader::open(&paths.log()).context("opening the event log")?;
     let end = reader.end_offset()?;

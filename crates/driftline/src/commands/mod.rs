@@ -18,6 +18,24 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// Prints one result line to stdout. A closed pipe (`driftline ... | head`) is an error
+/// like any other here, and `main` turns it into a quiet exit.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Whether the failure is only that the reader of our stdout went away.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar(total: Option<u64>, what: &str) -> ProgressBar {
     let bar = match total {

@@ -37,6 +37,8 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Offline(#[from] OfflineError),
+    #[error(transparent)]
+    Input(#[from] driftline_stream::input::InputError),
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
