@@ -20,6 +20,9 @@ impl Timestamp {
     /// Parses RFC 3339 text (`2024-03-01T12:00:00Z`, fractional seconds and offsets
     /// allowed); the result is normalised to UTC.
     pub fn parse_rfc3339(text: &str) -> Result<Self, String> {
+        if let Some(ts) = parse_utc_fast(text.as_bytes()) {
+            return Ok(ts);
+        }
         let parsed = DateTime::parse_from_rfc3339(text.trim())
             .map_err(|e| format!("'{text}' is not an RFC 3339 timestamp ({e})"))?;
         Ok(Self(parsed.timestamp_micros()))
@@ -69,6 +72,73 @@ impl Timestamp {
     pub fn saturating_sub(self, span: Span) -> Self {
         Self(self.0.saturating_sub(span.0))
     }
+}
+
+/// The common shape `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, parsed without chrono's general
+/// machinery (it is on every event's path). Anything else, or anything out of range,
+/// returns `None` and goes through chrono, which also writes the error message.
+fn parse_utc_fast(b: &[u8]) -> Option<Timestamp> {
+    if b.len() < 20 || b.last() != Some(&b'Z') {
+        return None;
+    }
+    let punctuation = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if punctuation
+        .iter()
+        .any(|&(i, c)| b[i] != c && !(i == 10 && b[i] == b't'))
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        b[range].iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let micros = match &b[19..b.len() - 1] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let mut value = number(20..20 + digits.len())?;
+            for _ in digits.len()..6 {
+                value *= 10;
+            }
+            for _ in 6..digits.len() {
+                value /= 10;
+            }
+            value
+        }
+        _ => return None,
+    };
+    let in_range = (1..=12).contains(&month)
+        && (1..=days_in_month(year, month)).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 60;
+    if !in_range {
+        return None;
+    }
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second;
+    Some(Timestamp(seconds * MICROS_PER_SECOND + micros))
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 impl fmt::Display for Timestamp {
@@ -189,6 +259,30 @@ mod tests {
         assert!("24".parse::<Span>().unwrap_err().contains("no unit"));
         assert!("h".parse::<Span>().unwrap_err().contains("whole number"));
         assert!("3y".parse::<Span>().unwrap_err().contains("unknown unit 'y'"));
+    }
+
+    proptest::proptest! {
+        /// The fast path must agree with chrono on every input, valid or not.
+        #[test]
+        fn the_fast_path_agrees_with_chrono(
+            year in 0i64..10000, month in 0i64..14, day in 0i64..33, hour in 0i64..25,
+            minute in 0i64..61, second in 0i64..61, fraction in proptest::option::of("[0-9]{1,9}"),
+        ) {
+            let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+            let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z");
+            let chrono = DateTime::parse_from_rfc3339(&text).ok().map(|t| t.timestamp_micros());
+            let fast = parse_utc_fast(text.as_bytes()).map(|t| t.micros());
+            if let Some(fast) = fast {
+                proptest::prop_assert_eq!(Some(fast), chrono, "{}", text);
+            }
+            proptest::prop_assert_eq!(Timestamp::parse_rfc3339(&text).ok().map(|t| t.micros()), chrono, "{}", text);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics_and_matches_chrono(text in "[0-9T:.Z-]{18,32}") {
+            let chrono = DateTime::parse_from_rfc3339(text.trim()).ok().map(|t| t.timestamp_micros());
+            proptest::prop_assert_eq!(Timestamp::parse_rfc3339(&text).ok().map(|t| t.micros()), chrono);
+        }
     }
 
     #[test]

@@ -395,10 +395,9 @@ impl Contract {
         ctx: &ValidateContext<'_>,
         errors: &mut Vec<FieldError>,
     ) -> Option<String> {
-        let field = format!("{}{}", ctx.path_prefix, self.entity);
         let fail = |errors: &mut Vec<FieldError>, reason: String| {
             errors.push(FieldError {
-                field: field.clone(),
+                field: format!("{}{}", ctx.path_prefix, self.entity),
                 reason,
             })
         };

@@ -88,13 +88,15 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     say(
         &started,
         &format!(
-            "{user}'s live features: {} transactions in the last 24h (mean {:.2}), {} countries in 7d, {:.0} s since the previous one",
-            features["transaction_amount_count_24h"],
+            "{user}'s live features as of {}: {} transactions in the last hour, {} in 24h (mean amount {:.2}), {} countries and {} devices in 7d",
+            vector["as_of"].as_str().unwrap_or_default(),
+            count(&features["transaction_amount_count_1h"]),
+            count(&features["transaction_amount_count_24h"]),
             features["transaction_amount_mean_24h"]
                 .as_f64()
                 .unwrap_or(f64::NAN),
-            features["country_distinct_count_7d"],
-            features["seconds_since_last_event"].as_f64().unwrap_or(f64::NAN),
+            count(&features["country_distinct_count_7d"]),
+            count(&features["device_distinct_count_7d"]),
         ),
     )?;
 
@@ -118,6 +120,10 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     ))?;
     emit(&format!("    head -3 {dir}/dead-letter.jsonl"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn count(value: &serde_json::Value) -> u64 {
+    value.as_f64().unwrap_or(0.0) as u64
 }
 
 fn say(started: &Instant, text: &str) -> anyhow::Result<()> {
@@ -150,24 +156,21 @@ fn append_generated(
     Ok(())
 }
 
-/// The user with the most events in the offline history's first file, for the story.
+/// The user with the most events in the log: the one with the richest story to show.
 fn busiest_user(paths: &DataPaths) -> anyhow::Result<String> {
-    let engine_counts = {
-        let mut counts = std::collections::HashMap::<String, u64>::new();
-        let mut reader = driftline_stream::log::LogReader::open(&paths.log())?;
-        let mut batch = driftline_stream::log::RecordBatch::new();
-        while reader.read_into(8192, &mut batch)? > 0 {
-            for record in batch.iter() {
-                if let Ok(value) = serde_json::from_slice::<serde_json::Value>(record.payload)
-                    && let Some(user) = value["user_id"].as_str()
-                {
-                    *counts.entry(user.to_string()).or_default() += 1;
-                }
+    let mut counts = std::collections::HashMap::<String, u64>::new();
+    let mut reader = driftline_stream::log::LogReader::open(&paths.log())?;
+    let mut batch = driftline_stream::log::RecordBatch::new();
+    while reader.read_into(8192, &mut batch)? > 0 {
+        for record in batch.iter() {
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(record.payload)
+                && let Some(user) = value["user_id"].as_str()
+            {
+                *counts.entry(user.to_string()).or_default() += 1;
             }
         }
-        counts
-    };
-    engine_counts
+    }
+    counts
         .into_iter()
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
         .map(|(user, _)| user)
