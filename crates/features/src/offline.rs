@@ -352,9 +352,10 @@ impl OfflineStore for ParquetOfflineStore {
     }
 }
 
-fn event_schema(contract: &Contract) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("log_offset", DataType::UInt64, false),
+/// The columns identifying an event, shared by history files and training sets:
+/// event id, entity, event time (UTC microseconds) and the nullable 0/1 label.
+pub(crate) fn event_key_fields(contract: &Contract) -> Vec<Field> {
+    vec![
         Field::new("event_id", DataType::Utf8, false),
         Field::new(contract.entity_field(), DataType::Utf8, false),
         Field::new(
@@ -363,7 +364,12 @@ fn event_schema(contract: &Contract) -> SchemaRef {
             false,
         ),
         Field::new(contract.label_field(), DataType::Int8, true),
-    ];
+    ]
+}
+
+fn event_schema(contract: &Contract) -> SchemaRef {
+    let mut fields = vec![Field::new("log_offset", DataType::UInt64, false)];
+    fields.extend(event_key_fields(contract));
     for field in contract.fields() {
         let data_type = match field.kind {
             FieldKind::Float { .. } => DataType::Float64,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, Int8Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use driftline_core::contract::Contract;
 use driftline_core::event::Event;
 use driftline_core::features::FeatureVector;
@@ -25,7 +25,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::compute::FeatureEngine;
-use crate::offline::{OfflineError, OfflineStore};
+use crate::offline::{OfflineError, OfflineStore, event_key_fields};
 use crate::state::{AsOf, EntityState, EventKey};
 
 /// Which events get a row.
@@ -237,16 +237,7 @@ impl RowBuffer {
 }
 
 fn training_schema(contract: &Contract, names: &[&str]) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("event_id", DataType::Utf8, false),
-        Field::new(contract.entity_field(), DataType::Utf8, false),
-        Field::new(
-            contract.timestamp_field(),
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new(contract.label_field(), DataType::Int8, true),
-    ];
+    let mut fields = event_key_fields(contract);
     fields.extend(names.iter().map(|n| Field::new(*n, DataType::Float64, true)));
     Arc::new(Schema::new(fields))
 }

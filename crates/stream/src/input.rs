@@ -161,15 +161,30 @@ impl InputReader {
         Ok(Some(line))
     }
 
+    /// A row becomes an object of header names to cells. A row that cannot be split, or
+    /// has the wrong number of cells, becomes a JSON string naming the problem and holding
+    /// the raw text: not an object, so the validator dead-letters it with that reason.
     fn csv_row_to_json(&self, line: &[u8]) -> Vec<u8> {
-        let cells = match split_csv(line) {
+        let cells = split_csv(line).and_then(|cells| {
+            if cells.len() == self.headers.len() {
+                Ok(cells)
+            } else {
+                Err(format!(
+                    "expected {} cells, found {}",
+                    self.headers.len(),
+                    cells.len()
+                ))
+            }
+        });
+        let cells = match cells {
             Ok(cells) => cells,
-            // Not splittable: pass the raw text on so it is dead-lettered with a reason.
             Err(reason) => {
-                let text = String::from_utf8_lossy(line);
-                return serde_json::json!({ "$csv_error": reason, "$raw": text })
-                    .to_string()
-                    .into_bytes();
+                let text = format!(
+                    "CSV line {}: {reason}: {}",
+                    self.line,
+                    String::from_utf8_lossy(line)
+                );
+                return serde_json::Value::String(text).to_string().into_bytes();
             }
         };
         let mut object = serde_json::Map::with_capacity(self.headers.len());
@@ -253,6 +268,15 @@ mod tests {
         let mut reader = InputReader::open(&InputSource::File(path), all[0].end_byte).unwrap();
         let next = reader.next_record().unwrap().unwrap();
         assert_eq!(next.json, b"{\"n\":2}");
+    }
+
+    #[test]
+    fn csv_rows_with_the_wrong_number_of_cells_carry_the_reason() {
+        let records = read_all(b"a,b\n1,2,3\n\"open,2\n", "x.csv");
+        let first: serde_json::Value = serde_json::from_slice(&records[0].json).unwrap();
+        assert_eq!(first, "CSV line 2: expected 2 cells, found 3: 1,2,3");
+        let second: serde_json::Value = serde_json::from_slice(&records[1].json).unwrap();
+        assert!(second.as_str().unwrap().starts_with("CSV line 3: "), "{second}");
     }
 
     #[test]
