@@ -128,7 +128,11 @@ impl EntityState {
     /// Applies one event: inserted in order, or refused as a duplicate or as late.
     pub fn apply(&mut self, event: &Event, spec: &FeatureSpec) -> Applied {
         let key = EventKey::of(event);
-        let at = self.keys().partition_point(|k| *k < key);
+        // Events nearly always arrive in order: then they go at the end, no search needed.
+        let at = match self.keys().last() {
+            Some(last) if key <= *last => self.keys().partition_point(|k| *k < key),
+            _ => self.len(),
+        };
         if self.keys().get(at) == Some(&key) {
             return Applied::Duplicate;
         }
@@ -166,7 +170,10 @@ impl EntityState {
     /// Drops events older than the retention span and beyond the per-entity cap.
     fn evict(&mut self, spec: &FeatureSpec) {
         let horizon = self.watermark.saturating_sub(spec.retention.micros());
-        let expired = self.keys().partition_point(|k| k.ts < horizon);
+        let expired = match self.keys().first() {
+            Some(oldest) if oldest.ts < horizon => self.keys().partition_point(|k| k.ts < horizon),
+            _ => 0,
+        };
         let over_cap = self.len().saturating_sub(spec.max_events_per_entity);
         self.head += expired.max(over_cap);
         if self.head > 32 && self.head * 2 > self.keys.len() {

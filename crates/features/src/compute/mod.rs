@@ -2,9 +2,10 @@
 //! `features get` and by training-set replay.
 //!
 //! Key decision: a vector is computed in a single backward pass over the entity's
-//! events strictly before the as-of point, newest first, adding each event to every
-//! window that contains it. The pass visits events in a fixed order, so the same state
-//! always yields bit-identical values; there are no running sums to drift apart.
+//! events strictly before the as-of point, newest first, adding each event to the
+//! smallest window that contains it and then merging the nested windows. The pass visits
+//! events in a fixed order, so the same state always yields bit-identical values; there
+//! are no running sums to drift apart.
 
 use driftline_core::event::{Event, FieldValue};
 use driftline_core::features::{AggFunction, FeatureKind, FeatureSpec, FeatureVector};
@@ -24,40 +25,74 @@ pub struct FeatureEngine {
     categories: Vec<usize>,
 }
 
-/// Per field, per window: the statistics of the values seen.
+/// Statistics of one field's values in one window.
+///
+/// Numeric values are summed shifted by the newest value of the pass, so the variance
+/// `S2/n - (S1/n)^2` stays accurate (no cancellation around a large mean) without a
+/// division per event.
 #[derive(Debug, Clone, Copy, Default)]
 struct Stats {
     count: u32,
     sum: f64,
-    mean: f64,
-    m2: f64,
+    shifted_sum: f64,
+    shifted_squares: f64,
     min: f64,
     max: f64,
-    /// Value of the newest event in the window (the first one the backward pass sees).
-    last: f64,
     /// Bit per category seen (fields with up to 64 categories).
     seen: u64,
 }
 
 impl Stats {
-    fn add(&mut self, x: f64, category_bit: u64) {
+    fn add_number(&mut self, x: f64, shift: f64) {
         if self.count == 0 {
             self.min = x;
             self.max = x;
-            self.last = x;
         } else {
             self.min = self.min.min(x);
             self.max = self.max.max(x);
         }
         self.count += 1;
         self.sum += x;
-        let delta = x - self.mean;
-        self.mean += delta / f64::from(self.count);
-        self.m2 += delta * (x - self.mean);
-        self.seen |= category_bit;
+        let d = x - shift;
+        self.shifted_sum += d;
+        self.shifted_squares += d * d;
     }
 
-    fn value(&self, function: AggFunction) -> f64 {
+    fn add_category(&mut self, bit: u64) {
+        self.count += 1;
+        self.seen |= bit;
+    }
+
+    /// These statistics plus those of `other` (a disjoint set of events).
+    fn merged(&self, other: &Stats) -> Stats {
+        if other.count == 0 {
+            return *self;
+        }
+        if self.count == 0 {
+            return *other;
+        }
+        Stats {
+            count: self.count + other.count,
+            sum: self.sum + other.sum,
+            shifted_sum: self.shifted_sum + other.shifted_sum,
+            shifted_squares: self.shifted_squares + other.shifted_squares,
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+            seen: self.seen | other.seen,
+        }
+    }
+
+    fn std(&self) -> f64 {
+        let n = f64::from(self.count);
+        let mean_shift = self.shifted_sum / n;
+        (self.shifted_squares / n - mean_shift * mean_shift)
+            .max(0.0)
+            .sqrt()
+    }
+
+    /// `newest` is the field's newest value in the pass, which is the last value of
+    /// every non-empty window.
+    fn value(&self, function: AggFunction, newest: f64) -> f64 {
         let empty = self.count == 0;
         match function {
             AggFunction::Count => f64::from(self.count),
@@ -65,12 +100,19 @@ impl Stats {
             AggFunction::DistinctCount => f64::from(self.seen.count_ones()),
             _ if empty => f64::NAN,
             AggFunction::Mean => self.sum / f64::from(self.count),
-            AggFunction::Std => (self.m2 / f64::from(self.count)).max(0.0).sqrt(),
+            AggFunction::Std => self.std(),
             AggFunction::Min => self.min,
             AggFunction::Max => self.max,
-            AggFunction::Last => self.last,
+            AggFunction::Last => newest,
         }
     }
+}
+
+/// The outcome of one backward pass: `stats[f * windows + w]`, and per field the newest
+/// value seen.
+struct WindowStats {
+    stats: Vec<Stats>,
+    newest: Vec<f64>,
 }
 
 impl FeatureEngine {
@@ -133,9 +175,12 @@ impl FeatureEngine {
                     field,
                     function,
                     window,
-                } => self.stats_for(&stats, field, window).value(function),
+                } => {
+                    let (s, newest) = self.stats_for(&stats, field, window);
+                    s.value(function, newest)
+                }
                 FeatureKind::Zscore { field, window } => {
-                    let s = self.stats_for(&stats, field, window);
+                    let (s, _) = self.stats_for(&stats, field, window);
                     zscore(request_value(request, field), s)
                 }
                 FeatureKind::SecondsSinceLast => previous
@@ -164,10 +209,13 @@ impl FeatureEngine {
         FeatureVector { values }
     }
 
-    /// One backward pass: stats[f * windows + w] for the engine's fields and windows.
-    fn window_stats(&self, state: &EntityState, end: usize, now: i64) -> Vec<Stats> {
+    /// One backward pass over the events before `end`, newest first. Each event is
+    /// added once, to the smallest window containing it; the windows are nested, so each
+    /// window is then the previous one plus its own events.
+    fn window_stats(&self, state: &EntityState, end: usize, now: i64) -> WindowStats {
         let n_windows = self.windows.len();
         let mut stats = vec![Stats::default(); self.fields.len() * n_windows];
+        let mut newest = vec![f64::NAN; self.fields.len()];
         let keys = state.keys();
         let mut smallest = 0;
         for i in (0..end).rev() {
@@ -184,20 +232,27 @@ impl FeatureEngine {
                 if x.is_nan() {
                     continue;
                 }
-                let bit = if self.categories[field] > 0 && x < 64.0 {
-                    1u64 << (x as u32)
+                let bucket = &mut stats[f * n_windows + smallest];
+                if self.categories[field] > 0 {
+                    // distinct_count is limited to 64 categories; wider fields only count.
+                    bucket.add_category(if x < 64.0 { 1u64 << (x as u32) } else { 0 });
                 } else {
-                    0
-                };
-                for s in &mut stats[f * n_windows + smallest..(f + 1) * n_windows] {
-                    s.add(x, bit);
+                    if newest[f].is_nan() {
+                        newest[f] = x;
+                    }
+                    bucket.add_number(x, newest[f]);
                 }
             }
         }
-        stats
+        for field_stats in stats.chunks_mut(n_windows) {
+            for w in 1..n_windows {
+                field_stats[w] = field_stats[w - 1].merged(&field_stats[w]);
+            }
+        }
+        WindowStats { stats, newest }
     }
 
-    fn stats_for<'a>(&self, stats: &'a [Stats], field: usize, window: Span) -> &'a Stats {
+    fn stats_for<'a>(&self, stats: &'a WindowStats, field: usize, window: Span) -> (&'a Stats, f64) {
         let f = self
             .fields
             .iter()
@@ -208,7 +263,7 @@ impl FeatureEngine {
             .iter()
             .position(|&x| x == window)
             .expect("window planned");
-        &stats[f * self.windows.len() + w]
+        (&stats.stats[f * self.windows.len() + w], stats.newest[f])
     }
 }
 
@@ -221,7 +276,11 @@ fn request_value(request: Option<&Event>, field: usize) -> Option<f64> {
 }
 
 fn zscore(value: Option<f64>, history: &Stats) -> f64 {
-    let std = history.value(AggFunction::Std);
+    let std = if history.count > 0 {
+        history.std()
+    } else {
+        f64::NAN
+    };
     match value {
         Some(x) if history.count >= 2 && std > 0.0 => (x - history.sum / f64::from(history.count)) / std,
         _ => f64::NAN,

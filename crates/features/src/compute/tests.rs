@@ -122,3 +122,62 @@ fn same_timestamp_events_are_ordered_by_id_hash_and_see_each_other_once() {
     sorted.sort_by(f64::total_cmp);
     assert_eq!(sorted, [0.0, 1.0], "exactly one of the two sees the other");
 }
+
+#[test]
+fn std_stays_accurate_for_small_spread_around_a_large_mean() {
+    let amounts = [4990.01, 4990.02, 4990.04, 4990.07, 4990.11];
+    let history: Vec<Event> = amounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| event(&format!("big-{i:08}"), 1_700_000_000 + i as i64 * 60, *a, 0, 0))
+        .collect();
+    let (engine, state) = engine_and_state(&history);
+    let v = engine.vector(&state, None, AsOf::Through(history[4].ts));
+    let mean = amounts.iter().sum::<f64>() / 5.0;
+    let two_pass = (amounts.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 5.0).sqrt();
+    let std = column(&engine, &v, "transaction_amount_std_1h");
+    assert!((std - two_pass).abs() < 1e-9, "{std} vs {two_pass}");
+    assert_eq!(column(&engine, &v, "transaction_amount_max_1h"), 4990.11);
+}
+
+#[test]
+fn min_and_last_follow_the_window() {
+    use driftline_core::features::{AggFunction, AggregationConfig, FeaturesConfig};
+    let mut settings = driftline_core::config::Settings::default();
+    settings.features = FeaturesConfig {
+        aggregations: vec![AggregationConfig {
+            field: "transaction_amount".into(),
+            functions: vec![AggFunction::Min, AggFunction::Last],
+            windows: vec!["1h".parse().unwrap(), "24h".parse().unwrap()],
+        }],
+        derived: vec![],
+        request: vec![],
+        ..FeaturesConfig::default()
+    };
+    let config = Config::check(settings).unwrap();
+    let engine = FeatureEngine::from_config(&config);
+    let mut state = EntityState::new(3);
+    let t0 = 1_700_000_000;
+    for (i, (dt, amount)) in [(0, 5.0), (7200, 50.0), (7300, 40.0)].iter().enumerate() {
+        state.apply(
+            &event(&format!("m-{i:09}"), t0 + dt, *amount, 0, 0),
+            &config.features,
+        );
+    }
+    let v = engine.vector(
+        &state,
+        None,
+        AsOf::Through(Timestamp::from_unix_seconds(t0 + 7300)),
+    );
+    assert_eq!(v.values, [40.0, 40.0, 5.0, 40.0]);
+    let later = engine.vector(
+        &state,
+        None,
+        AsOf::Through(Timestamp::from_unix_seconds(t0 + 7300 + 4000)),
+    );
+    assert!(
+        later.values[0].is_nan() && later.values[1].is_nan(),
+        "the 1h window is empty"
+    );
+    assert_eq!(&later.values[2..], [5.0, 40.0]);
+}
