@@ -54,14 +54,11 @@ fn bench_config(data_dir: &Path, checkpoint_every: Option<usize>) -> Config {
     Config::check(settings).expect("benchmark config is valid")
 }
 
-/// `count` events of the generator's default stream (2,000 users, seed 42), after
-/// skipping the first `skip`, as JSON payloads.
-fn payloads(generator: GeneratorConfig, skip: usize, count: usize) -> Vec<Vec<u8>> {
+/// The first `count` events of a generated stream, as the JSON payloads `driftline gen`
+/// writes.
+fn payloads(generator: GeneratorConfig, count: usize) -> Vec<Vec<u8>> {
     let mut generator = Generator::new(generator).expect("generator config is valid");
     let mut event = GeneratedEvent::default();
-    for _ in 0..skip {
-        generator.next_into(&mut event);
-    }
     (0..count)
         .map(|_| {
             generator.next_into(&mut event);
@@ -156,7 +153,7 @@ fn entity_indices(events: &[Event]) -> (Vec<usize>, HashMap<String, usize>) {
 fn ingest(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let paths = DataPaths::new(dir.path());
-    let payloads = payloads(GeneratorConfig::default(), 0, N);
+    let payloads = payloads(GeneratorConfig::default(), N);
     let bytes: usize = payloads.iter().map(Vec::len).sum();
     write_log(&paths, &payloads);
     drop(payloads);
@@ -241,7 +238,7 @@ fn features(c: &mut Criterion) {
     let width = config.contract.fields().len();
     let engine = FeatureEngine::from_config(&config);
 
-    let stream = payloads(GeneratorConfig::default(), 0, N + QUERIES);
+    let stream = payloads(GeneratorConfig::default(), N + QUERIES);
     let all = events_of(&config, &stream);
     drop(stream);
     let (history, queries) = all.split_at(N);
@@ -333,7 +330,7 @@ fn features(c: &mut Criterion) {
         mean_interarrival_ms: 1_000_000.0,
         ..GeneratorConfig::default()
     };
-    let long = events_of(&config, &payloads(one_user, 0, LONG_HISTORY + LONG_QUERIES));
+    let long = events_of(&config, &payloads(one_user, LONG_HISTORY + LONG_QUERIES));
     let (long_history, long_queries) = long.split_at(LONG_HISTORY);
     let mut long_state = EntityState::new(width);
     for event in long_history {
