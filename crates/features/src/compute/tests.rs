@@ -143,16 +143,18 @@ fn std_stays_accurate_for_small_spread_around_a_large_mean() {
 #[test]
 fn min_and_last_follow_the_window() {
     use driftline_core::features::{AggFunction, AggregationConfig, FeaturesConfig};
-    let mut settings = driftline_core::config::Settings::default();
-    settings.features = FeaturesConfig {
-        aggregations: vec![AggregationConfig {
-            field: "transaction_amount".into(),
-            functions: vec![AggFunction::Min, AggFunction::Last],
-            windows: vec!["1h".parse().unwrap(), "24h".parse().unwrap()],
-        }],
-        derived: vec![],
-        request: vec![],
-        ..FeaturesConfig::default()
+    let settings = driftline_core::config::Settings {
+        features: FeaturesConfig {
+            aggregations: vec![AggregationConfig {
+                field: "transaction_amount".into(),
+                functions: vec![AggFunction::Min, AggFunction::Last],
+                windows: vec!["1h".parse().unwrap(), "24h".parse().unwrap()],
+            }],
+            derived: vec![],
+            request: vec![],
+            ..FeaturesConfig::default()
+        },
+        ..Default::default()
     };
     let config = Config::check(settings).unwrap();
     let engine = FeatureEngine::from_config(&config);
