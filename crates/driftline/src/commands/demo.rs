@@ -69,7 +69,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     say(
         &started,
         &format!(
-            "generated {} transactions from 2,000 users ({} drift from event {}, 1% arriving late) plus {} malformed records",
+            "generated {} transactions from 2,000 users ({} drift from event {}, 1% out of order) plus {} malformed records",
             thousands(args.events),
             args.scenario,
             thousands(stream.onset),

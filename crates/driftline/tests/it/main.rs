@@ -312,3 +312,62 @@ fn features_get_for_an_unknown_user_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no events for 'nobody'"));
 }
+
+#[test]
+fn ingest_follow_consumes_a_live_stream_as_it_is_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("driftline.toml"),
+        "[ingest]\ncheckpoint_interval = \"200ms\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("driftline-data/log")).unwrap();
+    let mut follower = driftline(dir.path())
+        .args(["ingest", "--follow"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Two producers one after the other, paced, while the follower runs.
+    run(
+        dir.path(),
+        &[
+            "gen", "--count", "3000", "--seed", "1", "--to", "log", "--rate", "20000",
+        ],
+    );
+    // The second stream starts a day later: replaying old event times would be late.
+    run(
+        dir.path(),
+        &[
+            "gen",
+            "--count",
+            "2000",
+            "--seed",
+            "2",
+            "--start",
+            "2024-03-02T00:00:00Z",
+            "--to",
+            "log",
+            "--rate",
+            "20000",
+        ],
+    );
+    let data = dir.path().join("driftline-data");
+    let started = Instant::now();
+    let committed = || {
+        std::fs::read(data.join("state/checkpoint.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|c| c["next_offset"].as_u64())
+            .unwrap_or(0)
+    };
+    while committed() < 5_000 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+    let stats = checkpoint(&data)["stats"].clone();
+    assert_eq!(stats["records"], 5_000);
+    // The two seeds share no event ids, so every record is a new event.
+    assert_eq!(stats["events"], 5_000, "{stats}");
+}
