@@ -477,12 +477,12 @@ impl Contract {
     ) -> Option<String> {
         let result = match slot {
             Slot::Absent | Slot::Null => return None,
-            Slot::Text(id) if id.chars().count() < self.min_event_id_len => Err(format!(
+            Slot::Text(id) if char_count(id) < self.min_event_id_len => Err(format!(
                 "'{id}' is shorter than the minimum of {} characters",
                 self.min_event_id_len
             )),
             Slot::Text(id) if id.len() > MAX_ID_LEN => Err(format!("is longer than {MAX_ID_LEN} bytes")),
-            Slot::Text(id) if id.chars().any(|c| c.is_control() || c.is_whitespace()) => {
+            Slot::Text(id) if has_space_or_control(id) => {
                 Err("must not contain whitespace or control characters".into())
             }
             Slot::Text(id) => Ok(id.to_string()),
@@ -496,6 +496,23 @@ impl Contract {
                 })
             })
             .ok()
+    }
+}
+
+/// Characters in `text`; ids are nearly always ASCII, where that is the byte length.
+fn char_count(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    }
+}
+
+fn has_space_or_control(text: &str) -> bool {
+    if text.is_ascii() {
+        text.bytes().any(|b| b <= b' ' || b == 0x7f)
+    } else {
+        text.chars().any(|c| c.is_control() || c.is_whitespace())
     }
 }
 

@@ -216,3 +216,20 @@ fn contract_configs_with_contradictions_are_rejected_naming_the_key() {
     config.fields[2].name = "country".into();
     assert!(Contract::new(&config).unwrap_err().contains("used twice"));
 }
+
+#[test]
+fn event_ids_with_spaces_or_controls_are_rejected_and_lengths_count_characters() {
+    let c = fraud();
+    let body = |id: &str| {
+        format!(
+            r#"{{"event_id":"{id}","user_id":"u","transaction_amount":1,"country":"US","device":"web","event_ts":"2024-03-01T00:00:00Z"}}"#
+        )
+    };
+    for bad in ["has space-0001", "tab\\there-0001", "del\\u007f-00001"] {
+        let err = c.validate_json(body(bad).as_bytes(), &ctx()).unwrap_err();
+        assert!(err.to_string().contains("whitespace or control"), "{bad}: {err}");
+    }
+    // Ten characters, twenty bytes: long enough.
+    assert!(c.validate_json(body("éééééééééé").as_bytes(), &ctx()).is_ok());
+    assert!(c.validate_json(body("ééééééééé").as_bytes(), &ctx()).is_err());
+}
