@@ -40,10 +40,6 @@ impl Timestamp {
         self.0.div_euclid(1000)
     }
 
-    pub fn as_seconds_f64(self) -> f64 {
-        self.0 as f64 / MICROS_PER_SECOND as f64
-    }
-
     /// Hour of day in UTC, 0..=23.
     pub fn hour_of_day(self) -> u32 {
         self.to_datetime().map(|t| t.hour()).unwrap_or(0)

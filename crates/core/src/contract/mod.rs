@@ -212,18 +212,6 @@ impl Contract {
         &self.label
     }
 
-    /// All column names in record order: entity, event id, timestamp, label, data fields.
-    pub fn column_names(&self) -> Vec<&str> {
-        let mut names = vec![
-            self.entity.as_str(),
-            self.event_id.as_str(),
-            self.timestamp.as_str(),
-            self.label.as_str(),
-        ];
-        names.extend(self.fields.iter().map(|f| f.name.as_str()));
-        names
-    }
-
     fn slot_of(&self, key: &str) -> Option<usize> {
         if key == self.entity {
             Some(ENTITY)
@@ -249,43 +237,6 @@ impl Contract {
             .and_then(|raw| de.end().map(|_| raw))
             .map_err(|e| InvalidRecord::whole(format!("not a valid JSON object: {e}")))?;
         Ok(raw)
-    }
-
-    /// Maps CSV header names to slots, for [`Contract::parse_cells`].
-    pub fn csv_layout(&self, headers: &[&str]) -> CsvLayout {
-        CsvLayout {
-            columns: headers
-                .iter()
-                .map(|h| self.slot_of(h.trim_start_matches('\u{feff}').trim()))
-                .collect(),
-            unknown: headers
-                .iter()
-                .filter(|h| self.slot_of(h.trim_start_matches('\u{feff}').trim()).is_none())
-                .map(|h| h.to_string())
-                .collect(),
-        }
-    }
-
-    /// Turns one CSV row into slots: every cell is text, an empty cell is null.
-    pub fn parse_cells<'a>(
-        &self,
-        layout: &CsvLayout,
-        cells: impl IntoIterator<Item = &'a str>,
-    ) -> RawRecord<'a> {
-        let mut raw = RawRecord::empty(self);
-        for (cell, slot) in cells.into_iter().zip(&layout.columns) {
-            if let Some(slot) = slot {
-                raw.slots[*slot] = if cell.is_empty() {
-                    Slot::Null
-                } else {
-                    Slot::Text(Cow::Borrowed(cell))
-                };
-            }
-        }
-        if self.reject_unknown {
-            raw.unknown = layout.unknown.iter().map(|u| Cow::Owned(u.clone())).collect();
-        }
-        raw
     }
 
     /// Validates decoded slots into a record, reporting every bad field at once.
@@ -691,13 +642,6 @@ impl Slot<'_> {
             Slot::Other(what) => (*what).into(),
         }
     }
-}
-
-/// Column positions of a CSV file's header within the contract.
-#[derive(Debug, Clone)]
-pub struct CsvLayout {
-    columns: Vec<Option<usize>>,
-    unknown: Vec<String>,
 }
 
 struct RecordSeed<'c> {

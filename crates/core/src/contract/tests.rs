@@ -151,43 +151,19 @@ fn request_and_event_entities_must_agree() {
 }
 
 #[test]
-fn csv_cells_are_coerced_by_the_contract_and_a_bom_on_the_header_is_ignored() {
+fn text_values_as_csv_rows_carry_them_are_coerced_by_the_contract() {
     let c = fraud();
-    let layout = c.csv_layout(&[
-        "\u{feff}event_id",
-        "user_id",
-        "transaction_amount",
-        "country",
-        "device",
-        "event_ts",
-        "label",
-    ]);
-    let cells = [
-        "01HQA7F9K4K7QZ6M9X2P7N4C8",
-        "user-042",
-        "312.77",
-        "DE",
-        "ios",
-        "2024-02-25T12:03:32Z",
-        "1",
-    ];
-    let e = event(c.validate(c.parse_cells(&layout, cells), &ctx()).unwrap());
+    let row = br#"{"event_id":"01HQA7F9K4K7QZ6M9X2P7N4C8","user_id":"user-042","transaction_amount":"312.77","country":"DE","device":"ios","event_ts":"2024-02-25T12:03:32Z","label":"1"}"#;
+    let e = event(c.validate_json(row, &ctx()).unwrap());
     assert_eq!(e.event_id, "01HQA7F9K4K7QZ6M9X2P7N4C8");
     assert_eq!(e.values[0], FieldValue::Number(312.77));
     assert_eq!(e.label, Some(true));
-    let empty_amount = [
-        "01HQA7F9K4K7QZ6M9X2P7N4C8",
-        "user-042",
-        "",
-        "DE",
-        "ios",
-        "2024-02-25T12:03:32Z",
-        "",
-    ];
-    let err = c
-        .validate(c.parse_cells(&layout, empty_amount), &ctx())
-        .unwrap_err();
+    let empty_amount = br#"{"user_id":"user-042","transaction_amount":null,"country":"DE","device":"ios","event_ts":"2024-02-25T12:03:32Z"}"#;
+    let err = c.validate_json(empty_amount, &ctx()).unwrap_err();
     assert_eq!(err.errors[0].field, "transaction_amount");
+    let words = br#"{"user_id":"user-042","transaction_amount":"lots","country":"DE","device":"ios","event_ts":"2024-02-25T12:03:32Z"}"#;
+    let err = c.validate_json(words, &ctx()).unwrap_err();
+    assert_eq!(err.errors[0].reason, "must be a number, got 'lots'");
 }
 
 #[test]
