@@ -1,3 +1,5 @@
+//! Contract validation: every bad field reported, coercions, ids, label records.
+
 use super::*;
 
 fn fraud() -> Contract {

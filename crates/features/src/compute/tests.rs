@@ -1,3 +1,5 @@
+//! Feature values checked by hand on small histories: windows, derived and request features.
+
 use super::*;
 use crate::state::EventKey;
 use driftline_core::config::Config;

@@ -1,3 +1,6 @@
+//! Ingest end to end on real logs: the online/training equality property, dead letters,
+//! crash recovery, read-only restore and the single-process lock.
+
 use std::collections::HashMap;
 
 use driftline_core::config::Config;
