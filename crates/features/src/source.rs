@@ -186,3 +186,94 @@ fn save_progress(
 fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftline_stream::log::FsyncPolicy;
+
+    fn lines(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{{\"n\":{i}}}")).collect()
+    }
+
+    fn log_payloads(paths: &DataPaths) -> Vec<Vec<u8>> {
+        let mut reader = LogReader::open(&paths.log()).unwrap();
+        let mut batch = RecordBatch::new();
+        let mut all = Vec::new();
+        while reader.read_into(1000, &mut batch).unwrap() > 0 {
+            all.extend(batch.iter().map(|r| r.payload.to_vec()));
+        }
+        all
+    }
+
+    fn config() -> LogConfig {
+        LogConfig {
+            fsync: FsyncPolicy::Never,
+            ..LogConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_crash_after_appending_but_before_saving_progress_appends_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DataPaths::new(dir.path().join("data"));
+        let input = dir.path().join("events.jsonl");
+        let all = lines(40_000);
+        std::fs::write(&input, all.join("\n") + "\n").unwrap();
+        let source = InputSource::File(input);
+
+        // Another producer wrote first; then the crashed run appended 20,500 of the
+        // file's records but saved only its initial progress (nothing done yet).
+        let mut writer = LogWriter::open(&paths.log(), config()).unwrap();
+        writer.append(b"{\"other\":1}", 0).unwrap();
+        let progress = progress_file(&source, &paths).unwrap().unwrap();
+        save_progress(&progress, &source, 0, writer.next_offset()).unwrap();
+        for line in &all[..20_500] {
+            writer.append(line.as_bytes(), 0).unwrap();
+        }
+        writer.flush().unwrap();
+        drop(writer);
+
+        let report = append_input(&source, &paths, config(), &mut |_| {}).unwrap();
+        assert_eq!(report.already_in_log, 20_500);
+        assert_eq!(report.appended, 19_500);
+        let payloads = log_payloads(&paths);
+        assert_eq!(payloads.len(), 40_001);
+        assert!(payloads[1..].iter().zip(&all).all(|(p, l)| p == l.as_bytes()));
+
+        let again = append_input(&source, &paths, config(), &mut |_| {}).unwrap();
+        assert_eq!(
+            (again.appended, again.already_in_log),
+            (0, 0),
+            "a finished file appends nothing"
+        );
+        assert_eq!(
+            again.resumed_at_byte,
+            std::fs::metadata(dir.path().join("events.jsonl")).unwrap().len()
+        );
+    }
+
+    #[test]
+    fn a_file_that_grew_resumes_where_the_last_run_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DataPaths::new(dir.path().join("data"));
+        let input = dir.path().join("events.jsonl");
+        let all = lines(100);
+        std::fs::write(&input, all[..60].join("\n") + "\n").unwrap();
+        let source = InputSource::File(input.clone());
+        assert_eq!(
+            append_input(&source, &paths, config(), &mut |_| {})
+                .unwrap()
+                .appended,
+            60
+        );
+        std::fs::write(&input, all.join("\n") + "\n").unwrap();
+        assert_eq!(
+            append_input(&source, &paths, config(), &mut |_| {})
+                .unwrap()
+                .appended,
+            40
+        );
+        assert_eq!(log_payloads(&paths).len(), 100);
+    }
+}
