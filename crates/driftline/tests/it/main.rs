@@ -233,34 +233,19 @@ fn kill_9_mid_ingest_then_restart_equals_a_from_scratch_run() {
 #[test]
 fn gen_is_deterministic_per_seed() {
     let dir = tempfile::tempdir().unwrap();
-    let a = run(
-        dir.path(),
-        &[
-            "gen",
-            "--count",
-            "2000",
-            "--seed",
-            "9",
-            "--scenario",
-            "concept",
-            "--onset",
-            "1000",
-        ],
-    );
-    let b = run(
-        dir.path(),
-        &[
-            "gen",
-            "--count",
-            "2000",
-            "--seed",
-            "9",
-            "--scenario",
-            "concept",
-            "--onset",
-            "1000",
-        ],
-    );
+    let concept = [
+        "gen",
+        "--count",
+        "2000",
+        "--seed",
+        "9",
+        "--scenario",
+        "concept",
+        "--onset",
+        "1000",
+    ];
+    let a = run(dir.path(), &concept);
+    let b = run(dir.path(), &concept);
     let c = run(dir.path(), &["gen", "--count", "2000", "--seed", "10"]);
     assert_eq!(a.stdout, b.stdout);
     assert_ne!(a.stdout, c.stdout);
