@@ -3,5 +3,15 @@
 //! - [`metrics`]: evaluation metrics of scored, labelled rows (ROC AUC, average
 //!   precision, log loss, Brier score, calibration error, confusion counts), matching
 //!   scikit-learn's definitions so gates mean what teams expect.
+//! - [`dataset`]: a validated row-major feature matrix with labels and column names.
+//! - [`error`]: the one error type of datasets, preprocessing and estimators.
+//! - [`preprocess`]: standardisation with mean imputation and missing-indicator columns.
+//! - [`lbfgs`]: limited-memory BFGS with a strong-Wolfe line search, stopping like scipy's.
+//! - [`logistic`]: L2 logistic regression reaching scikit-learn's `lbfgs` optimum.
 
+pub mod dataset;
+pub mod error;
+pub mod lbfgs;
+pub mod logistic;
 pub mod metrics;
+pub mod preprocess;
