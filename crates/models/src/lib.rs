@@ -8,9 +8,11 @@
 //! - [`preprocess`]: standardisation with mean imputation and missing-indicator columns.
 //! - [`lbfgs`]: limited-memory BFGS with a strong-Wolfe line search, stopping like scipy's.
 //! - [`logistic`]: L2 logistic regression reaching scikit-learn's `lbfgs` optimum.
+//! - [`gbt`]: histogram gradient-boosted trees for binary classification, like sklearn's.
 
 pub mod dataset;
 pub mod error;
+pub mod gbt;
 pub mod lbfgs;
 pub mod logistic;
 pub mod metrics;
