@@ -6,6 +6,7 @@
 //!   turns raw JSON or CSV records into typed [`event::Event`]s, reporting every bad field.
 //! - [`features`]: declarative feature definitions and the column layout of a
 //!   [`features::FeatureVector`].
+//! - [`profile`]: the reference profile of a training set that drift tests compare live traffic with.
 //! - [`time`]: event-time timestamps (microseconds, UTC) and window spans ("1h", "7d").
 //!
 //! Key decision: everything here is pure (no files, no clock, no network), so the same
@@ -15,4 +16,5 @@ pub mod config;
 pub mod contract;
 pub mod event;
 pub mod features;
+pub mod profile;
 pub mod time;

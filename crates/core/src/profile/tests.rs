@@ -1,0 +1,439 @@
+use proptest::prelude::*;
+
+use super::*;
+
+const NAN: f64 = f64::NAN;
+
+fn names(ns: &[&str]) -> Vec<String> {
+    ns.iter().map(|n| n.to_string()).collect()
+}
+
+fn one_column(values: &[f64], kind: ColumnKind, params: &ProfileParams) -> ReferenceProfile {
+    ReferenceProfile::fit_row_major(&names(&["x"]), &[kind], values, None, None, params).unwrap()
+}
+
+fn stats(p: &ReferenceProfile, name: &str) -> Stats {
+    p.column(name).unwrap().summary.stats.clone().unwrap()
+}
+
+fn assert_close(got: f64, want: f64) {
+    assert!(
+        (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+        "got {got}, want {want}"
+    );
+}
+
+#[test]
+fn quantiles_moments_and_histogram_match_numpy() {
+    // Expected values from:
+    // python3 -c "import numpy as np; x=np.array([3,1,4,1,5,9,2,6.]);
+    //   print(np.quantile(x,[.01,.05,.1,.25,.5,.75,.9,.95,.99]), x.mean(), x.std(),
+    //   np.histogram(x, bins=4))"
+    let params = ProfileParams {
+        bins: 4,
+        ..ProfileParams::default()
+    };
+    let p = one_column(
+        &[3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0],
+        ColumnKind::Numeric,
+        &params,
+    );
+    let s = stats(&p, "x");
+    let want = [
+        1.0,
+        1.0,
+        1.0,
+        1.75,
+        3.5,
+        5.25,
+        6.8999999999999995,
+        7.949999999999998,
+        8.79,
+    ];
+    assert_eq!(s.quantiles.len(), want.len());
+    for (q, w) in s.quantiles.iter().zip(want) {
+        assert_close(q.value, w);
+    }
+    assert_eq!(s.quantiles[4].q, 0.5);
+    assert_close(s.mean, 3.875);
+    assert_close(s.std, 2.5708704751503917);
+    assert_eq!((s.min, s.max), (1.0, 9.0));
+    assert_eq!(s.histogram.edges, vec![1.0, 3.0, 5.0, 7.0, 9.0]);
+    assert_eq!(s.histogram.counts, vec![3, 2, 2, 1]);
+    assert_eq!(p.column("x").unwrap().summary.unique, 7);
+}
+
+#[test]
+fn quantiles_interpolate_between_unevenly_spaced_values() {
+    // python3 -c "import numpy as np; y=np.array([0.1,0.7,0.2,10.0,-3.5]);
+    //   print(np.quantile(y,[0,.3,.5,.9,1]), y.mean(), y.std())"
+    let params = ProfileParams {
+        quantiles: vec![0.0, 0.3, 0.5, 0.9, 1.0],
+        ..ProfileParams::default()
+    };
+    let p = one_column(&[0.1, 0.7, 0.2, 10.0, -3.5], ColumnKind::Numeric, &params);
+    let s = stats(&p, "x");
+    let want = [-3.5, 0.12, 0.2, 6.280000000000001, 10.0];
+    for (q, w) in s.quantiles.iter().zip(want) {
+        assert_close(q.value, w);
+    }
+    assert_close(s.mean, 1.5);
+    assert_close(s.std, 4.5064398365006495);
+}
+
+#[test]
+fn missing_values_are_counted_and_left_out_of_the_statistics() {
+    let p = one_column(
+        &[NAN, 2.0, NAN, 4.0],
+        ColumnKind::Numeric,
+        &ProfileParams::default(),
+    );
+    let c = &p.column("x").unwrap().summary;
+    assert_eq!((c.count, c.missing), (2, 2));
+    assert_eq!(c.missing_rate, 0.5);
+    let s = c.stats.as_ref().unwrap();
+    assert_eq!((s.mean, s.std, s.min, s.max), (3.0, 1.0, 2.0, 4.0));
+    assert_eq!(c.sample, vec![2.0, 4.0]);
+}
+
+#[test]
+fn an_all_missing_column_has_no_statistics() {
+    let p = one_column(&[NAN, NAN, NAN], ColumnKind::Numeric, &ProfileParams::default());
+    let c = &p.column("x").unwrap().summary;
+    assert_eq!((c.count, c.missing, c.missing_rate, c.unique), (0, 3, 1.0, 0));
+    assert!(c.stats.is_none());
+    assert!(c.sample.is_empty());
+    assert_eq!(p.rows, 3);
+}
+
+#[test]
+fn a_constant_column_has_one_bin_and_zero_spread() {
+    let p = one_column(&[7.5; 10], ColumnKind::Numeric, &ProfileParams::default());
+    let s = stats(&p, "x");
+    assert_eq!(s.histogram.edges, vec![7.5, 7.5]);
+    assert_eq!(s.histogram.counts, vec![10]);
+    assert_eq!(s.std, 0.0);
+    assert!(s.quantiles.iter().all(|q| q.value == 7.5));
+    assert_eq!(p.column("x").unwrap().summary.unique, 1);
+}
+
+#[test]
+fn categorical_columns_record_counts_per_code() {
+    let data = [
+        1.0, 0.5, //
+        0.0, 1.5, //
+        1.0, NAN, //
+        2.0, 2.5, //
+        1.0, 3.5,
+    ];
+    let p = ReferenceProfile::fit_row_major(
+        &names(&["code", "amount"]),
+        &[ColumnKind::Categorical, ColumnKind::Numeric],
+        &data,
+        None,
+        None,
+        &ProfileParams::default(),
+    )
+    .unwrap();
+    let code = p.column("code").unwrap();
+    let want: BTreeMap<i64, usize> = [(0, 1), (1, 3), (2, 1)].into();
+    assert_eq!(code.categories.as_ref(), Some(&want));
+    assert_eq!(code.summary.unique, 3);
+    assert!(code.summary.sample.is_empty());
+    let amount = p.column("amount").unwrap();
+    assert_eq!(amount.categories, None);
+    assert_eq!((amount.summary.count, amount.summary.missing), (4, 1));
+    assert!(p.column("nope").is_none());
+}
+
+#[test]
+fn minus_zero_and_zero_are_one_category() {
+    let p = one_column(
+        &[-0.0, 0.0, 1.0],
+        ColumnKind::Categorical,
+        &ProfileParams::default(),
+    );
+    let c = p.column("x").unwrap();
+    assert_eq!(c.summary.unique, 2);
+    assert_eq!(c.categories.as_ref().unwrap()[&0], 2);
+}
+
+#[test]
+fn histogram_counts_sum_to_the_non_missing_count_with_the_maximum_in_the_last_bin() {
+    let values: Vec<f64> = (0..1000)
+        .map(|i| if i % 7 == 0 { NAN } else { (i % 100) as f64 })
+        .collect();
+    let p = one_column(&values, ColumnKind::Numeric, &ProfileParams::default());
+    let c = &p.column("x").unwrap().summary;
+    let h = &c.stats.as_ref().unwrap().histogram;
+    assert_eq!(h.counts.len(), 20);
+    assert_eq!(h.edges.len(), 21);
+    assert_eq!(h.counts.iter().sum::<usize>(), c.count);
+    // 95..=99 fall in the last bin [94.05, 99].
+    let last = values.iter().filter(|&&v| v >= 94.05).count();
+    assert_eq!(h.counts[19], last);
+}
+
+#[test]
+fn the_sample_is_capped_sorted_and_spans_the_data() {
+    let values: Vec<f64> = (0..10_000).map(|i| ((i * 7919) % 10_000) as f64).collect();
+    let params = ProfileParams {
+        sample_size: 100,
+        ..ProfileParams::default()
+    };
+    let p = one_column(&values, ColumnKind::Numeric, &params);
+    let sample = &p.column("x").unwrap().summary.sample;
+    assert_eq!(sample.len(), 100);
+    assert!(sample.windows(2).all(|w| w[0] <= w[1]));
+    // Midpoints of 100 slices of 0..10000: 50, 150, ..., 9950.
+    assert_eq!(sample[0], 50.0);
+    assert_eq!(sample[99], 9950.0);
+}
+
+#[test]
+fn the_same_input_gives_identical_json() {
+    let data: Vec<f64> = (0..30_000)
+        .map(|i| match i % 3 {
+            0 => ((i * 31) % 977) as f64 / 7.0,
+            1 => (i % 4) as f64,
+            _ if i % 11 == 0 => NAN,
+            _ => (i as f64).sin(),
+        })
+        .collect();
+    let fit = || {
+        ReferenceProfile::fit_row_major(
+            &names(&["a", "b", "c"]),
+            &[ColumnKind::Numeric, ColumnKind::Categorical, ColumnKind::Numeric],
+            &data,
+            None,
+            None,
+            &ProfileParams {
+                sample_size: 500,
+                ..ProfileParams::default()
+            },
+        )
+        .unwrap()
+    };
+    let a = serde_json::to_string(&fit()).unwrap();
+    let b = serde_json::to_string(&fit()).unwrap();
+    assert_eq!(a, b);
+    // Every float survives the trip bit for bit.
+    let back: ReferenceProfile = serde_json::from_str(&a).unwrap();
+    assert_eq!(back, fit());
+}
+
+#[test]
+fn json_round_trips_with_labels_and_scores() {
+    let data = [1.0, 0.0, 2.5, 1.0, NAN, 1.0, -4.0, 0.0];
+    let labels = [true, false, false, true];
+    let scores = [0.9, 0.1, NAN, 0.7];
+    let p = ReferenceProfile::fit_row_major(
+        &names(&["x", "flag"]),
+        &[ColumnKind::Numeric, ColumnKind::Categorical],
+        &data,
+        Some(&labels),
+        Some(&scores),
+        &ProfileParams::default(),
+    )
+    .unwrap();
+    assert_eq!(p.format_version, FORMAT_VERSION);
+    assert_eq!(p.rows, 4);
+    let l = p.labels.as_ref().unwrap();
+    assert_eq!((l.positives, l.rate), (2, 0.5));
+    let s = p.scores.as_ref().unwrap();
+    assert_eq!((s.count, s.missing), (3, 1));
+    assert_eq!(s.sample, vec![0.1, 0.7, 0.9]);
+
+    let json = serde_json::to_string_pretty(&p).unwrap();
+    assert!(json.contains("\"format_version\": 1"));
+    let back: ReferenceProfile = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, p);
+}
+
+#[test]
+fn kinds_follow_the_feature_spec() {
+    let contract = crate::contract::Contract::new(&crate::contract::ContractConfig::default()).unwrap();
+    let spec = FeatureSpec::new(&crate::features::FeaturesConfig::default(), &contract).unwrap();
+    let kinds = ColumnKind::for_spec(&spec);
+    assert_eq!(kinds.len(), spec.len());
+    for (c, k) in spec.columns.iter().zip(&kinds) {
+        let categorical = matches!(
+            c.kind,
+            FeatureKind::RequestOneHot { .. } | FeatureKind::Changed { .. }
+        );
+        assert_eq!(*k == ColumnKind::Categorical, categorical, "{}", c.name);
+    }
+    assert!(kinds.contains(&ColumnKind::Categorical));
+}
+
+#[test]
+fn errors_name_the_column_and_the_reason() {
+    let params = ProfileParams::default();
+    let fit = |cols: &[&str], kinds: &[ColumnKind], data: &[f64]| {
+        ReferenceProfile::fit_row_major(&names(cols), kinds, data, None, None, &params).unwrap_err()
+    };
+    let num = ColumnKind::Numeric;
+
+    let err = fit(&["a", "b"], &[num, num], &[1.0, 2.0, 3.0, f64::NEG_INFINITY]);
+    assert_eq!(
+        err,
+        ProfileError::NonFinite {
+            column: "b".into(),
+            row: 1,
+            value: f64::NEG_INFINITY
+        }
+    );
+    assert!(err.to_string().contains("column 'b'"), "{err}");
+    assert!(err.to_string().contains("-inf"), "{err}");
+
+    let err = fit(&["a", "c"], &[num, ColumnKind::Categorical], &[1.0, 0.5]);
+    assert!(matches!(err, ProfileError::NotACode { ref column, row: 0, .. } if column == "c"));
+    assert_eq!(fit(&["a"], &[num], &[]), ProfileError::NoRows);
+    assert_eq!(fit(&[], &[], &[1.0]), ProfileError::NoColumns);
+    assert_eq!(
+        fit(&["a"], &[num, num], &[1.0]),
+        ProfileError::KindsMismatch { names: 1, kinds: 2 }
+    );
+    assert_eq!(
+        fit(&["a", "a"], &[num, num], &[1.0, 2.0]),
+        ProfileError::DuplicateColumn { column: "a".into() }
+    );
+    assert_eq!(
+        fit(&["a", "b"], &[num, num], &[1.0, 2.0, 3.0]),
+        ProfileError::RaggedData { len: 3, columns: 2 }
+    );
+
+    let rows: [&[f64]; 2] = [&[1.0, 2.0], &[3.0]];
+    let err = ReferenceProfile::fit(&names(&["a", "b"]), &[num, num], rows, None, None, &params).unwrap_err();
+    assert_eq!(
+        err,
+        ProfileError::RowLength {
+            row: 1,
+            len: 1,
+            expected: 2
+        }
+    );
+
+    let one = |labels: Option<&[bool]>, scores: Option<&[f64]>| {
+        ReferenceProfile::fit_row_major(&names(&["a"]), &[num], &[1.0, 2.0], labels, scores, &params)
+            .unwrap_err()
+    };
+    assert_eq!(
+        one(Some(&[true]), None),
+        ProfileError::LengthMismatch {
+            what: "labels",
+            len: 1,
+            rows: 2
+        }
+    );
+    assert_eq!(
+        one(None, Some(&[0.1, 0.2, 0.3])),
+        ProfileError::LengthMismatch {
+            what: "scores",
+            len: 3,
+            rows: 2
+        }
+    );
+    assert!(matches!(
+        one(None, Some(&[0.1, f64::INFINITY])),
+        ProfileError::NonFinite { ref column, row: 1, .. } if column == "score"
+    ));
+}
+
+#[test]
+fn bad_params_are_rejected() {
+    let bad = [
+        ProfileParams {
+            bins: 0,
+            ..ProfileParams::default()
+        },
+        ProfileParams {
+            sample_size: 0,
+            ..ProfileParams::default()
+        },
+        ProfileParams {
+            quantiles: vec![0.5, 1.5],
+            ..ProfileParams::default()
+        },
+        ProfileParams {
+            quantiles: vec![NAN],
+            ..ProfileParams::default()
+        },
+    ];
+    for params in bad {
+        assert!(
+            matches!(params.check(), Err(ProfileError::Params(_))),
+            "{params:?}"
+        );
+        let err = ReferenceProfile::fit_row_major(
+            &names(&["a"]),
+            &[ColumnKind::Numeric],
+            &[1.0],
+            None,
+            None,
+            &params,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ProfileError::Params(_)));
+    }
+    ProfileParams::default().check().unwrap();
+}
+
+#[test]
+fn edges_stay_ordered_when_the_range_overflows() {
+    let p = one_column(
+        &[-f64::MAX, 0.0, f64::MAX],
+        ColumnKind::Numeric,
+        &ProfileParams::default(),
+    );
+    let h = stats(&p, "x").histogram;
+    assert!(h.edges.iter().all(|e| e.is_finite()));
+    assert!(h.edges.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(h.counts.iter().sum::<usize>(), 3);
+    assert_eq!(h.counts[0], 1);
+    assert_eq!(h.counts[19], 1);
+}
+
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        1 => Just(NAN),
+        4 => -1e6f64..1e6,
+        2 => (-5i32..5).prop_map(f64::from),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn quantiles_are_monotone_within_range_and_histograms_count_every_value(
+        values in prop::collection::vec(value(), 1..300),
+        bins in 1usize..40,
+        mut qs in prop::collection::vec(0.0f64..=1.0, 0..12),
+    ) {
+        qs.sort_by(f64::total_cmp);
+        let params = ProfileParams { bins, quantiles: qs, sample_size: 50 };
+        let p = one_column(&values, ColumnKind::Numeric, &params);
+        let c = &p.column("x").unwrap().summary;
+        let present: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+        prop_assert_eq!(c.count, present.len());
+        prop_assert_eq!(c.missing, values.len() - present.len());
+        prop_assert!(c.sample.len() <= 50);
+        prop_assert!(c.sample.windows(2).all(|w| w[0] <= w[1]));
+        if let Some(s) = &c.stats {
+            prop_assert!(s.quantiles.windows(2).all(|w| w[0].value <= w[1].value));
+            prop_assert!(s.quantiles.iter().all(|q| s.min <= q.value && q.value <= s.max));
+            prop_assert!(s.min <= s.mean && s.mean <= s.max);
+            prop_assert_eq!(s.histogram.counts.iter().sum::<usize>(), c.count);
+            prop_assert_eq!(s.histogram.edges.len(), s.histogram.counts.len() + 1);
+            prop_assert!(s.histogram.edges.windows(2).all(|w| w[0] <= w[1]));
+            // Every value lies in the bin its edges give it.
+            let last = s.histogram.counts.len() - 1;
+            for (i, &n) in s.histogram.counts.iter().enumerate() {
+                let (lo, hi) = (s.histogram.edges[i], s.histogram.edges[i + 1]);
+                let inside = present.iter().filter(|&&v| lo <= v && (v < hi || (i == last && v <= hi))).count();
+                prop_assert_eq!(inside, n, "bin {}", i);
+            }
+        } else {
+            prop_assert!(present.is_empty());
+        }
+    }
+}
