@@ -11,6 +11,7 @@ use driftline_features::offline::ParquetOfflineStore;
 use driftline_features::paths::DataPaths;
 use driftline_features::training::{TrainingWindow, replay};
 use driftline_models::dataset::Dataset;
+use driftline_models::gbt::GbtParams;
 use driftline_models::logistic::LogisticRegressionParams;
 use driftline_models::metrics::roc_auc;
 use driftline_stream::generator::{GeneratedEvent, Generator, GeneratorConfig, Scenario};
@@ -90,6 +91,22 @@ fn a_model_on_point_in_time_features_learns_the_fraud_signal() {
     let auc = holdout_auc(&rows[..split], &rows[split..], &columns);
     println!("holdout ROC AUC without drift: {auc:.4}");
     assert!(auc > 0.85, "holdout ROC AUC {auc}");
+}
+
+#[test]
+fn boosted_trees_on_the_same_features_beat_the_linear_model() {
+    let (rows, columns) = rows(Scenario::None);
+    let split = rows.len() * 8 / 10;
+    let linear = holdout_auc(&rows[..split], &rows[split..], &columns);
+    let model = GbtParams::default()
+        .fit(&dataset(&rows[..split], &columns))
+        .unwrap();
+    let test_set = dataset(&rows[split..], &columns);
+    let mut scores = vec![0.0; test_set.n_rows()];
+    model.predict_proba(test_set.features(), &mut scores).unwrap();
+    let trees = roc_auc(&scores, test_set.labels()).unwrap();
+    println!("holdout ROC AUC: boosted trees {trees:.4}, logistic regression {linear:.4}");
+    assert!(trees > linear, "trees {trees} vs linear {linear}");
 }
 
 #[test]
