@@ -8,6 +8,8 @@
 //! - [`preprocess`]: standardisation with mean imputation and missing-indicator columns.
 //! - [`lbfgs`]: limited-memory BFGS with a strong-Wolfe line search, stopping like scipy's.
 //! - [`logistic`]: L2 logistic regression reaching scikit-learn's `lbfgs` optimum.
+//! - [`model`]: the `Model` trait every fitted estimator implements (batch prediction
+//!   with width checks provided).
 //! - [`gbt`]: histogram gradient-boosted trees for binary classification, like sklearn's.
 
 pub mod dataset;
@@ -16,4 +18,5 @@ pub mod gbt;
 pub mod lbfgs;
 pub mod logistic;
 pub mod metrics;
+pub mod model;
 pub mod preprocess;

@@ -14,6 +14,7 @@ use driftline_models::dataset::Dataset;
 use driftline_models::gbt::GbtParams;
 use driftline_models::logistic::LogisticRegressionParams;
 use driftline_models::metrics::roc_auc;
+use driftline_models::model::Model;
 use driftline_stream::generator::{GeneratedEvent, Generator, GeneratorConfig, Scenario};
 use driftline_stream::log::{FsyncPolicy, LogConfig, LogReader, LogWriter};
 
@@ -79,9 +80,7 @@ fn holdout_auc(train: &[(Event, FeatureVector)], test: &[(Event, FeatureVector)]
         .fit(&dataset(train, columns))
         .unwrap();
     let test_set = dataset(test, columns);
-    let mut scores = vec![0.0; test.len()];
-    model.predict_proba(test_set.features(), &mut scores).unwrap();
-    roc_auc(&scores, test_set.labels()).unwrap()
+    roc_auc(&model.predict_dataset(&test_set).unwrap(), test_set.labels()).unwrap()
 }
 
 #[test]
@@ -102,9 +101,7 @@ fn boosted_trees_on_the_same_features_beat_the_linear_model() {
         .fit(&dataset(&rows[..split], &columns))
         .unwrap();
     let test_set = dataset(&rows[split..], &columns);
-    let mut scores = vec![0.0; test_set.n_rows()];
-    model.predict_proba(test_set.features(), &mut scores).unwrap();
-    let trees = roc_auc(&scores, test_set.labels()).unwrap();
+    let trees = roc_auc(&model.predict_dataset(&test_set).unwrap(), test_set.labels()).unwrap();
     println!("holdout ROC AUC: boosted trees {trees:.4}, logistic regression {linear:.4}");
     assert!(trees > linear, "trees {trees} vs linear {linear}");
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::ModelError;
+use crate::model::Model;
 
 use binning::BinMapper;
 use tree::{Binned, GrowParams, Grower};
@@ -288,11 +289,6 @@ impl TryFrom<RawGbt> for Gbt {
 }
 
 impl Gbt {
-    /// The input columns a row must have, in order.
-    pub fn columns(&self) -> &[String] {
-        &self.columns
-    }
-
     /// The log-odds before any tree: that of the training label rate.
     pub fn baseline(&self) -> f64 {
         self.baseline
@@ -319,42 +315,15 @@ impl Gbt {
         }
         acc
     }
+}
 
-    /// The probability of the positive class for one raw row (`NaN` = missing).
-    ///
-    /// # Panics
-    /// If `row` is narrower than the fitted columns; [`Self::predict_proba`] checks instead.
-    pub fn predict_proba_row(&self, row: &[f64]) -> f64 {
+impl Model for Gbt {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn predict_proba_row(&self, row: &[f64]) -> f64 {
         sigmoid(self.decision_row(row))
-    }
-
-    /// Probabilities for row-major raw `features` into `out` (one per row). Errors when
-    /// `features` is not `out.len()` rows of the fitted width.
-    pub fn predict_proba(&self, features: &[f64], out: &mut [f64]) -> Result<(), ModelError> {
-        let width = self.columns.len();
-        if features.len() != out.len() * width {
-            return Err(ModelError::WidthMismatch {
-                expected: out.len() * width,
-                got: features.len(),
-            });
-        }
-        for (row, o) in features.chunks_exact(width).zip(out.iter_mut()) {
-            *o = self.predict_proba_row(row);
-        }
-        Ok(())
-    }
-
-    /// Probabilities for every row of `data`, whose columns must match the fitted ones.
-    pub fn predict_dataset(&self, data: &Dataset) -> Result<Vec<f64>, ModelError> {
-        if data.columns() != self.columns.as_slice() {
-            return Err(ModelError::WidthMismatch {
-                expected: self.columns.len(),
-                got: data.n_cols(),
-            });
-        }
-        let mut out = vec![0.0; data.n_rows()];
-        self.predict_proba(data.features(), &mut out)?;
-        Ok(out)
     }
 }
 

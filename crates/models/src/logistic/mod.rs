@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::Dataset;
 use crate::error::ModelError;
 use crate::lbfgs::{self, LbfgsOptions, Status};
+use crate::model::{Model, check_rows};
 use crate::preprocess::{Standardizer, StandardizerParams, neumaier};
 
 #[cfg(test)]
@@ -211,51 +212,6 @@ impl LogisticRegression {
         &self.fit
     }
 
-    /// The input columns a row must have, in order.
-    pub fn columns(&self) -> &[String] {
-        self.standardizer.columns()
-    }
-
-    /// The probability of the positive class for one raw row (`NaN` = missing).
-    ///
-    /// # Panics
-    /// If `row.len()` differs from the number of fitted columns; [`Self::predict_proba`]
-    /// checks instead.
-    pub fn predict_proba_row(&self, row: &[f64]) -> f64 {
-        let mut buf = Vec::with_capacity(self.standardizer.n_outputs());
-        self.predict_with(row, &mut buf)
-    }
-
-    /// Probabilities for row-major raw `features` into `out` (one per row), reusing one
-    /// buffer. Errors when `features` is not `out.len()` rows of the fitted width.
-    pub fn predict_proba(&self, features: &[f64], out: &mut [f64]) -> Result<(), ModelError> {
-        let width = self.standardizer.n_inputs();
-        if features.len() != out.len() * width {
-            return Err(ModelError::WidthMismatch {
-                expected: out.len() * width,
-                got: features.len(),
-            });
-        }
-        let mut buf = Vec::with_capacity(self.standardizer.n_outputs());
-        for (row, o) in features.chunks_exact(width).zip(out.iter_mut()) {
-            *o = self.predict_with(row, &mut buf);
-        }
-        Ok(())
-    }
-
-    /// Probabilities for every row of `data`, whose columns must match the fitted ones.
-    pub fn predict_dataset(&self, data: &Dataset) -> Result<Vec<f64>, ModelError> {
-        if data.columns() != self.standardizer.columns() {
-            return Err(ModelError::WidthMismatch {
-                expected: self.standardizer.n_inputs(),
-                got: data.n_cols(),
-            });
-        }
-        let mut out = vec![0.0; data.n_rows()];
-        self.predict_proba(data.features(), &mut out)?;
-        Ok(out)
-    }
-
     fn predict_with(&self, row: &[f64], buf: &mut Vec<f64>) -> f64 {
         self.standardizer.transform_row(row, buf);
         sigmoid(linear(&self.coefficients, buf) + self.intercept)
@@ -267,6 +223,27 @@ impl LogisticRegression {
         let z = design.margins(&self.coefficients, self.intercept);
         let loss = neumaier(z.iter().zip(&design.y).map(|(&z, &y)| log1p_exp(z) - y * z));
         0.5 * linear(&self.coefficients, &self.coefficients) + c * loss
+    }
+}
+
+impl Model for LogisticRegression {
+    fn columns(&self) -> &[String] {
+        self.standardizer.columns()
+    }
+
+    fn predict_proba_row(&self, row: &[f64]) -> f64 {
+        let mut buf = Vec::with_capacity(self.standardizer.n_outputs());
+        self.predict_with(row, &mut buf)
+    }
+
+    /// Reuses one standardisation buffer across rows.
+    fn predict_proba(&self, features: &[f64], out: &mut [f64]) -> Result<(), ModelError> {
+        let width = check_rows(features, out.len(), self.standardizer.n_inputs())?;
+        let mut buf = Vec::with_capacity(self.standardizer.n_outputs());
+        for (row, o) in features.chunks_exact(width).zip(out.iter_mut()) {
+            *o = self.predict_with(row, &mut buf);
+        }
+        Ok(())
     }
 }
 

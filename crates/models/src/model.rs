@@ -1,0 +1,55 @@
+//! The one interface that evaluation, gates and serving use for any fitted model.
+//!
+//! Key decision: two required methods (the input columns, one row's probability); batch
+//! prediction with its width check and whole-dataset prediction are provided, so every
+//! estimator gets them identically (the shape of ripgrep's `Matcher`). An estimator may
+//! still override the batch form when it can reuse buffers across rows.
+
+use crate::dataset::Dataset;
+use crate::error::ModelError;
+
+/// A fitted binary classifier over named numeric columns (`NaN` = missing).
+pub trait Model {
+    /// The input columns a row must have, in order.
+    fn columns(&self) -> &[String];
+
+    /// The probability of the positive class for one raw row.
+    ///
+    /// # Panics
+    /// May panic if `row` is narrower than [`Model::columns`]; the batch forms check.
+    fn predict_proba_row(&self, row: &[f64]) -> f64;
+
+    /// Probabilities for row-major raw `features` into `out` (one per row). Errors when
+    /// `features` is not `out.len()` rows of the fitted width.
+    fn predict_proba(&self, features: &[f64], out: &mut [f64]) -> Result<(), ModelError> {
+        let width = check_rows(features, out.len(), self.columns().len())?;
+        for (row, o) in features.chunks_exact(width).zip(out.iter_mut()) {
+            *o = self.predict_proba_row(row);
+        }
+        Ok(())
+    }
+
+    /// Probabilities for every row of `data`, whose columns must match the fitted ones.
+    fn predict_dataset(&self, data: &Dataset) -> Result<Vec<f64>, ModelError> {
+        if data.columns() != self.columns() {
+            return Err(ModelError::WidthMismatch {
+                expected: self.columns().len(),
+                got: data.n_cols(),
+            });
+        }
+        let mut out = vec![0.0; data.n_rows()];
+        self.predict_proba(data.features(), &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Checks that `features` holds exactly `rows` rows of `width` values; returns `width`.
+pub fn check_rows(features: &[f64], rows: usize, width: usize) -> Result<usize, ModelError> {
+    if features.len() != rows * width {
+        return Err(ModelError::WidthMismatch {
+            expected: rows * width,
+            got: features.len(),
+        });
+    }
+    Ok(width)
+}
