@@ -3,6 +3,7 @@
 //! - [`metrics`]: evaluation metrics of scored, labelled rows (ROC AUC, average
 //!   precision, log loss, Brier score, calibration error, confusion counts), matching
 //!   scikit-learn's definitions so gates mean what teams expect.
+//! - [`gates`]: promotion gates, absolute floors and "no worse than the champion".
 //! - [`dataset`]: a validated row-major feature matrix with labels and column names.
 //! - [`error`]: the one error type of datasets, preprocessing and estimators.
 //! - [`preprocess`]: standardisation with mean imputation and missing-indicator columns.
@@ -14,6 +15,7 @@
 
 pub mod dataset;
 pub mod error;
+pub mod gates;
 pub mod gbt;
 pub mod lbfgs;
 pub mod logistic;
