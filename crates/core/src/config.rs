@@ -232,6 +232,9 @@ pub struct GateSettings {
     pub min_roc_auc: f64,
     /// Env `MIN_AVG_PRECISION`.
     pub min_avg_precision: f64,
+    /// How far below the champion (scored on the same holdout) a candidate's ROC AUC
+    /// and average precision may be.
+    pub max_regression: f64,
 }
 
 impl Default for GateSettings {
@@ -239,6 +242,7 @@ impl Default for GateSettings {
         Self {
             min_roc_auc: 0.7,
             min_avg_precision: 0.2,
+            max_regression: 0.01,
         }
     }
 }
@@ -432,6 +436,7 @@ impl Config {
         check_range("drift.p_value_threshold", settings.drift.p_value_threshold)?;
         check_range("gates.min_roc_auc", settings.gates.min_roc_auc)?;
         check_range("gates.min_avg_precision", settings.gates.min_avg_precision)?;
+        check_range("gates.max_regression", settings.gates.max_regression)?;
         if settings.ingest.batch_size == 0 || settings.ingest.checkpoint_every == 0 {
             return Err(ConfigError::Invalid(
                 "ingest.batch_size and ingest.checkpoint_every must be at least 1".into(),
