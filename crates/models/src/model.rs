@@ -53,3 +53,22 @@ pub fn check_rows(features: &[f64], rows: usize, width: usize) -> Result<usize, 
     }
     Ok(width)
 }
+
+/// `1 / (1 + e^{-z})` without overflow.
+pub(crate) fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `ln(1 + e^z)` without overflow or loss of precision.
+pub(crate) fn log1p_exp(z: f64) -> f64 {
+    if z > 0.0 {
+        z + (-z).exp().ln_1p()
+    } else {
+        z.exp().ln_1p()
+    }
+}

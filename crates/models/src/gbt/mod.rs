@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::ModelError;
-use crate::model::Model;
+use crate::model::{Model, log1p_exp, sigmoid};
 
 use binning::BinMapper;
 use tree::{Binned, GrowParams, Grower};
@@ -372,23 +372,4 @@ fn log_loss(raw: &[f64], y: &[bool]) -> f64 {
         acc += log1p_exp(z) - if yi { z } else { 0.0 };
     }
     acc / raw.len() as f64
-}
-
-/// `1 / (1 + e^{-z})` without overflow.
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// `ln(1 + e^z)` without overflow or loss of precision.
-fn log1p_exp(z: f64) -> f64 {
-    if z > 0.0 {
-        z + (-z).exp().ln_1p()
-    } else {
-        z.exp().ln_1p()
-    }
 }

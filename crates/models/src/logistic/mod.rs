@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::Dataset;
 use crate::error::ModelError;
 use crate::lbfgs::{self, LbfgsOptions, Status};
-use crate::model::{Model, check_rows};
+use crate::model::{Model, check_rows, log1p_exp, sigmoid};
 use crate::preprocess::{Standardizer, StandardizerParams, neumaier};
 
 #[cfg(test)]
@@ -310,23 +310,4 @@ impl Design {
 
 fn linear(w: &[f64], x: &[f64]) -> f64 {
     w.iter().zip(x).map(|(a, b)| a * b).sum()
-}
-
-/// `1 / (1 + e^{-z})` without overflow.
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// `ln(1 + e^z)` without overflow or loss of precision.
-fn log1p_exp(z: f64) -> f64 {
-    if z > 0.0 {
-        z + (-z).exp().ln_1p()
-    } else {
-        z.exp().ln_1p()
-    }
 }
