@@ -105,7 +105,8 @@ pub enum DerivedKind {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RequestConfig {
-    /// A data field (floats pass through, categories are one-hot encoded) or the
+    /// A data field (floats pass through, categories become their code, which models
+    /// one-hot encode) or the
     /// timestamp field with `transform = "hour_of_day"`.
     pub field: String,
     #[serde(default)]
@@ -192,9 +193,10 @@ pub enum FeatureKind {
     RequestNumber {
         field: usize,
     },
-    RequestOneHot {
+    /// The request's category as its position in the contract's `values` list
+    /// (`0.0, 1.0, ...`); the model one-hot encodes it.
+    RequestCategory {
         field: usize,
-        category: u16,
     },
     HourOfDay,
 }
@@ -406,17 +408,10 @@ fn request_columns(request: &RequestConfig, contract: &Contract, at: &str) -> Re
             name: request.field.clone(),
             kind: FeatureKind::RequestNumber { field: index },
         }],
-        FieldKind::Category { values } => values
-            .iter()
-            .enumerate()
-            .map(|(i, value)| Column {
-                name: format!("{}_{value}", request.field),
-                kind: FeatureKind::RequestOneHot {
-                    field: index,
-                    category: i as u16,
-                },
-            })
-            .collect(),
+        FieldKind::Category { .. } => vec![Column {
+            name: request.field.clone(),
+            kind: FeatureKind::RequestCategory { field: index },
+        }],
     })
 }
 
@@ -473,9 +468,9 @@ mod tests {
         assert!(names.contains(&"country_distinct_count_7d"));
         assert!(names.contains(&"transaction_amount_zscore_30d"));
         assert!(names.contains(&"seconds_since_last_event"));
-        assert!(names.contains(&"country_DE"));
+        assert!(names.contains(&"country"));
         assert_eq!(*names.last().unwrap(), "event_ts_hour_of_day");
-        assert_eq!(spec.len(), 35);
+        assert_eq!(spec.len(), 27);
         assert_eq!(spec.retention, "30d".parse::<Span>().unwrap().plus("10m"));
     }
 

@@ -3,13 +3,26 @@
 //!
 //! The design decision: features are one flat `Vec<f64>` (row-major, `NaN` = missing), so a
 //! row is a slice and fitting walks memory in order; the constructor checks the shape once
-//! and every consumer can then index without re-checking.
+//! and every consumer can then index without re-checking. A categorical column holds its
+//! category codes as numbers, and its [`ColumnType`] tells preprocessing to one-hot encode
+//! it rather than scale it.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+
+/// What a column's numbers mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    /// A quantity: scaled by preprocessing.
+    #[default]
+    Numeric,
+    /// A category code (any number naming a category): one-hot encoded by preprocessing.
+    Categorical,
+}
 
 /// Rows of numeric features with binary labels. Built with [`Dataset::new`], which checks
 /// the shape, so `features.len() == labels.len() * columns.len()` always holds.
@@ -19,6 +32,7 @@ pub struct Dataset {
     features: Vec<f64>,
     labels: Vec<bool>,
     columns: Vec<String>,
+    column_types: Vec<ColumnType>,
 }
 
 /// The unchecked serialised form of a [`Dataset`].
@@ -28,6 +42,8 @@ struct RawDataset {
     features: Vec<Option<f64>>,
     labels: Vec<bool>,
     columns: Vec<String>,
+    #[serde(default)]
+    column_types: Option<Vec<ColumnType>>,
 }
 
 impl TryFrom<RawDataset> for Dataset {
@@ -36,7 +52,11 @@ impl TryFrom<RawDataset> for Dataset {
     fn try_from(raw: RawDataset) -> Result<Self, Self::Error> {
         // JSON has no NaN: serde_json writes it as null, so null reads back as missing.
         let features = raw.features.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-        Dataset::new(features, raw.labels, raw.columns)
+        let data = Dataset::new(features, raw.labels, raw.columns)?;
+        match raw.column_types {
+            Some(types) => data.with_column_types(types),
+            None => Ok(data),
+        }
     }
 }
 
@@ -77,11 +97,27 @@ impl Dataset {
                 value: features[i],
             });
         }
+        let column_types = vec![ColumnType::Numeric; columns.len()];
         Ok(Dataset {
             features,
             labels,
             columns,
+            column_types,
         })
+    }
+
+    /// Sets every column's type (all are [`ColumnType::Numeric`] after [`Dataset::new`]).
+    /// Errors unless there is exactly one type per column.
+    pub fn with_column_types(mut self, column_types: Vec<ColumnType>) -> Result<Self, ModelError> {
+        if column_types.len() != self.columns.len() {
+            return Err(ModelError::Inconsistent(format!(
+                "{} column types for {} columns",
+                column_types.len(),
+                self.columns.len()
+            )));
+        }
+        self.column_types = column_types;
+        Ok(self)
     }
 
     /// The number of rows.
@@ -116,6 +152,11 @@ impl Dataset {
     /// The column names, in feature order.
     pub fn columns(&self) -> &[String] {
         &self.columns
+    }
+
+    /// Each column's type, in feature order.
+    pub fn column_types(&self) -> &[ColumnType] {
+        &self.column_types
     }
 }
 
@@ -174,6 +215,11 @@ mod tests {
         let back: Dataset = serde_json::from_str(&json).unwrap();
         assert_eq!(back.row(0)[0], 1.0);
         assert!(back.row(0)[1].is_nan());
+        let typed = d
+            .with_column_types(vec![ColumnType::Numeric, ColumnType::Categorical])
+            .unwrap();
+        let back: Dataset = serde_json::from_str(&serde_json::to_string(&typed).unwrap()).unwrap();
+        assert_eq!(back.column_types(), typed.column_types());
         let bad = r#"{"features":[1.0],"labels":[true],"columns":["a","b"]}"#;
         assert!(
             serde_json::from_str::<Dataset>(bad)

@@ -6,7 +6,8 @@
 //! - [`gates`]: promotion gates, absolute floors and "no worse than the champion".
 //! - [`dataset`]: a validated row-major feature matrix with labels and column names.
 //! - [`error`]: the one error type of datasets, preprocessing and estimators.
-//! - [`preprocess`]: standardisation with mean imputation and missing-indicator columns.
+//! - [`preprocess`]: standardisation with mean imputation, one-hot encoding of categories
+//!   (unknown ones ignored) and missing-indicator columns.
 //! - [`lbfgs`]: limited-memory BFGS with a strong-Wolfe line search, stopping like scipy's.
 //! - [`logistic`]: L2 logistic regression reaching scikit-learn's `lbfgs` optimum.
 //! - [`model`]: the `Model` trait every fitted estimator implements (batch prediction

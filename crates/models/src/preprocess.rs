@@ -1,74 +1,115 @@
-//! Preprocessing fitted inside a model: per-column standardisation with mean imputation and
-//! optional missing-indicator columns.
+//! Preprocessing fitted inside a model: numeric columns are standardised with mean
+//! imputation, categorical columns one-hot encoded with unknown categories ignored, and
+//! optional missing-indicator columns flag what was missing.
 //!
-//! The design decision: a column counts as constant by scikit-learn's `StandardScaler` rule
-//! (`var <= n·eps·var + (n·mean·eps)²`), not `var == 0`, because a two-pass variance of a
-//! constant non-representable value (0.1) is rounding noise, and dividing by that noise would
-//! blow the column up. Constant columns keep scale 1. Missing values become the training
-//! mean (0 after scaling); an indicator column per training column that had any missing
-//! value lets the model still use "was missing" as a signal.
+//! The design decisions: a numeric column counts as constant by scikit-learn's
+//! `StandardScaler` rule (`var <= n·eps·var + (n·mean·eps)²`), not `var == 0`, because a
+//! two-pass variance of a constant non-representable value (0.1) is rounding noise, and
+//! dividing by that noise would blow the column up; constant columns keep scale 1. Missing
+//! numbers become the training mean (0 after scaling). A categorical column gets one 0/1
+//! output per category seen in training (sorted by code); a category never seen in
+//! training, or a missing one, sets none of them, as scikit-learn's
+//! `OneHotEncoder(handle_unknown="ignore")`. An indicator column per training column that had
+//! any missing value lets the model still use "was missing" as a signal.
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::Dataset;
+use crate::dataset::{ColumnType, Dataset};
 use crate::error::ModelError;
 
-/// How to fit a [`Standardizer`].
+/// How to fit a [`Preprocessor`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct StandardizerParams {
+pub struct PreprocessParams {
     /// Append one 0/1 column per input column that had a missing value in training,
     /// 1 when the value is missing. Default `true`.
     pub missing_indicators: bool,
+    /// At most this many categories per categorical column are one-hot encoded (the most
+    /// frequent; ties by code); rarer ones are treated like unknown ones. At least 1.
+    /// Default 256.
+    pub max_categories: usize,
 }
 
-impl Default for StandardizerParams {
+impl Default for PreprocessParams {
     fn default() -> Self {
-        StandardizerParams {
+        PreprocessParams {
             missing_indicators: true,
+            max_categories: 256,
         }
     }
 }
 
-impl StandardizerParams {
-    /// Checks the parameters (every combination is currently valid).
+impl PreprocessParams {
+    /// Checks the parameters.
     pub fn check(&self) -> Result<(), ModelError> {
+        if self.max_categories == 0 {
+            return Err(ModelError::invalid_param(
+                "max_categories",
+                "0 would encode no category at all; use at least 1",
+            ));
+        }
         Ok(())
     }
 
-    /// Learns each column's mean and population standard deviation from its non-missing
-    /// values. A column with no values gets mean 0 and scale 1.
-    pub fn fit(&self, data: &Dataset) -> Result<Standardizer, ModelError> {
+    /// Learns each numeric column's mean and population standard deviation from its
+    /// non-missing values (a column with no values gets mean 0 and scale 1), and each
+    /// categorical column's categories.
+    pub fn fit(&self, data: &Dataset) -> Result<Preprocessor, ModelError> {
         self.check()?;
-        let n_cols = data.n_cols();
-        let mut means = Vec::with_capacity(n_cols);
-        let mut scales = Vec::with_capacity(n_cols);
+        let mut encodings = Vec::with_capacity(data.n_cols());
         let mut indicators = Vec::new();
-        for j in 0..n_cols {
+        for (j, kind) in data.column_types().iter().enumerate() {
             let column = || (0..data.n_rows()).map(|i| data.row(i)[j]).filter(|v| !v.is_nan());
-            let n = column().count();
-            let (mean, scale) = if n == 0 {
-                (0.0, 1.0)
-            } else {
-                let mean = neumaier(column()) / n as f64;
-                let var = neumaier(column().map(|v| (v - mean) * (v - mean))) / n as f64;
-                let nf = n as f64;
-                let upper = nf * f64::EPSILON * var + (nf * mean * f64::EPSILON).powi(2);
-                (mean, if var <= upper { 1.0 } else { var.sqrt() })
+            let encoding = match kind {
+                ColumnType::Numeric => fit_scale(column)?,
+                ColumnType::Categorical => fit_one_hot(column(), self.max_categories),
             };
-            if !mean.is_finite() || !scale.is_finite() {
-                return Err(ModelError::NonFinite {
-                    what: "column mean or scale",
-                });
-            }
-            means.push(mean);
-            scales.push(scale);
-            if self.missing_indicators && n < data.n_rows() {
+            encodings.push(encoding);
+            if self.missing_indicators && column().count() < data.n_rows() {
                 indicators.push(j);
             }
         }
-        Standardizer::from_parts(data.columns().to_vec(), means, scales, indicators)
+        Preprocessor::from_parts(data.columns().to_vec(), encodings, indicators)
     }
+}
+
+fn fit_scale<I: Iterator<Item = f64>>(column: impl Fn() -> I) -> Result<Encoding, ModelError> {
+    let n = column().count();
+    let (mean, scale) = if n == 0 {
+        (0.0, 1.0)
+    } else {
+        let mean = neumaier(column()) / n as f64;
+        let var = neumaier(column().map(|v| (v - mean) * (v - mean))) / n as f64;
+        let nf = n as f64;
+        let upper = nf * f64::EPSILON * var + (nf * mean * f64::EPSILON).powi(2);
+        (mean, if var <= upper { 1.0 } else { var.sqrt() })
+    };
+    if !mean.is_finite() || !scale.is_finite() {
+        return Err(ModelError::NonFinite {
+            what: "column mean or scale",
+        });
+    }
+    Ok(Encoding::Scale { mean, scale })
+}
+
+/// The `max` most frequent values (ties broken by the smaller code), sorted by code.
+fn fit_one_hot(values: impl Iterator<Item = f64>, max: usize) -> Encoding {
+    let mut sorted: Vec<f64> = values.collect();
+    sorted.sort_by(f64::total_cmp);
+    let mut counts: Vec<(f64, usize)> = Vec::new();
+    for v in sorted {
+        match counts.last_mut() {
+            Some((last, n)) if *last == v => *n += 1,
+            _ => counts.push((v, 1)),
+        }
+    }
+    if counts.len() > max {
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.total_cmp(&b.0)));
+        counts.truncate(max);
+    }
+    let mut categories: Vec<f64> = counts.into_iter().map(|(v, _)| v).collect();
+    categories.sort_by(f64::total_cmp);
+    Encoding::OneHot { categories }
 }
 
 /// Compensated (Neumaier) sum, in iteration order.
@@ -86,65 +127,117 @@ pub(crate) fn neumaier(values: impl Iterator<Item = f64>) -> f64 {
     sum + comp
 }
 
-/// A fitted standardiser: `(x - mean) / scale` per column, missing → 0, then the
-/// missing-indicator columns in input-column order.
+/// How one input column becomes outputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawStandardizer")]
-pub struct Standardizer {
-    columns: Vec<String>,
-    means: Vec<f64>,
-    scales: Vec<f64>,
-    indicators: Vec<usize>,
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Encoding {
+    /// One output, `(x - mean) / scale`; missing becomes 0 (the mean).
+    Scale {
+        /// The training mean of the non-missing values.
+        mean: f64,
+        /// The population standard deviation (1 for constant columns).
+        scale: f64,
+    },
+    /// One 0/1 output per category, in this (ascending) order; unknown or missing sets none.
+    OneHot {
+        /// The category codes seen in training, strictly ascending.
+        categories: Vec<f64>,
+    },
 }
 
-/// The unchecked serialised form of a [`Standardizer`].
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStandardizer {
-    columns: Vec<String>,
-    means: Vec<f64>,
-    scales: Vec<f64>,
-    indicators: Vec<usize>,
-}
+impl Encoding {
+    /// The number of outputs this column produces.
+    fn width(&self) -> usize {
+        match self {
+            Encoding::Scale { .. } => 1,
+            Encoding::OneHot { categories } => categories.len(),
+        }
+    }
 
-impl TryFrom<RawStandardizer> for Standardizer {
-    type Error = ModelError;
+    fn check(&self) -> Result<(), String> {
+        match self {
+            Encoding::Scale { mean, scale } if !mean.is_finite() || !(scale.is_finite() && *scale > 0.0) => {
+                Err("means must be finite and scales finite and positive".into())
+            }
+            Encoding::OneHot { categories }
+                if categories.iter().any(|c| !c.is_finite())
+                    || categories.windows(2).any(|w| w[0] >= w[1]) =>
+            {
+                Err("categories must be finite and strictly ascending".into())
+            }
+            _ => Ok(()),
+        }
+    }
 
-    fn try_from(raw: RawStandardizer) -> Result<Self, Self::Error> {
-        Standardizer::from_parts(raw.columns, raw.means, raw.scales, raw.indicators)
+    fn write(&self, x: f64, out: &mut Vec<f64>) {
+        match self {
+            Encoding::Scale { mean, scale } => out.push(if x.is_nan() { 0.0 } else { (x - mean) / scale }),
+            Encoding::OneHot { categories } => {
+                let hit = categories.binary_search_by(|c| c.total_cmp(&x)).ok();
+                out.extend((0..categories.len()).map(|k| if Some(k) == hit { 1.0 } else { 0.0 }));
+            }
+        }
     }
 }
 
-impl Standardizer {
+/// A fitted preprocessor: each input column's [`Encoding`] in column order, then the
+/// missing-indicator columns in input-column order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawPreprocessor")]
+pub struct Preprocessor {
+    columns: Vec<String>,
+    encodings: Vec<Encoding>,
+    indicators: Vec<usize>,
+    #[serde(skip)]
+    n_outputs: usize,
+}
+
+/// The unchecked serialised form of a [`Preprocessor`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPreprocessor {
+    columns: Vec<String>,
+    encodings: Vec<Encoding>,
+    indicators: Vec<usize>,
+}
+
+impl TryFrom<RawPreprocessor> for Preprocessor {
+    type Error = ModelError;
+
+    fn try_from(raw: RawPreprocessor) -> Result<Self, Self::Error> {
+        Preprocessor::from_parts(raw.columns, raw.encodings, raw.indicators)
+    }
+}
+
+impl Preprocessor {
     fn from_parts(
         columns: Vec<String>,
-        means: Vec<f64>,
-        scales: Vec<f64>,
+        encodings: Vec<Encoding>,
         indicators: Vec<usize>,
     ) -> Result<Self, ModelError> {
         let n = columns.len();
-        if means.len() != n || scales.len() != n {
+        if encodings.len() != n {
             return Err(ModelError::Inconsistent(format!(
-                "{n} columns but {} means and {} scales",
-                means.len(),
-                scales.len()
+                "{n} columns but {} encodings",
+                encodings.len()
             )));
         }
-        if means.iter().any(|m| !m.is_finite()) || scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            return Err(ModelError::Inconsistent(
-                "means must be finite and scales finite and positive".into(),
-            ));
+        for (name, encoding) in columns.iter().zip(&encodings) {
+            encoding
+                .check()
+                .map_err(|reason| ModelError::Inconsistent(format!("column {name:?}: {reason}")))?;
         }
         if indicators.windows(2).any(|w| w[0] >= w[1]) || indicators.last().is_some_and(|&j| j >= n) {
             return Err(ModelError::Inconsistent(format!(
                 "indicator columns must be increasing positions below {n}"
             )));
         }
-        Ok(Standardizer {
+        let n_outputs = encodings.iter().map(Encoding::width).sum::<usize>() + indicators.len();
+        Ok(Preprocessor {
             columns,
-            means,
-            scales,
+            encodings,
             indicators,
+            n_outputs,
         })
     }
 
@@ -153,9 +246,9 @@ impl Standardizer {
         self.columns.len()
     }
 
-    /// The number of values [`Standardizer::transform_row`] writes: inputs plus indicators.
+    /// The number of values [`Preprocessor::transform_row`] writes.
     pub fn n_outputs(&self) -> usize {
-        self.columns.len() + self.indicators.len()
+        self.n_outputs
     }
 
     /// The input column names.
@@ -163,14 +256,9 @@ impl Standardizer {
         &self.columns
     }
 
-    /// The per-column training means (of non-missing values).
-    pub fn means(&self) -> &[f64] {
-        &self.means
-    }
-
-    /// The per-column scales (population standard deviation, 1 for constant columns).
-    pub fn scales(&self) -> &[f64] {
-        &self.scales
+    /// Each input column's encoding, in column order.
+    pub fn encodings(&self) -> &[Encoding] {
+        &self.encodings
     }
 
     /// The positions of the input columns that have a missing-indicator output.
@@ -178,13 +266,24 @@ impl Standardizer {
         &self.indicators
     }
 
-    /// The output column names: the inputs, then `"<name>__missing"` per indicator.
+    /// The output column names: a scaled column keeps its name, a one-hot output is
+    /// `"<name>=<code>"`, then `"<name>__missing"` per indicator.
     pub fn output_names(&self) -> Vec<String> {
-        let indicators = self
-            .indicators
-            .iter()
-            .map(|&j| format!("{}__missing", self.columns[j]));
-        self.columns.iter().cloned().chain(indicators).collect()
+        let mut names = Vec::with_capacity(self.n_outputs);
+        for (name, encoding) in self.columns.iter().zip(&self.encodings) {
+            match encoding {
+                Encoding::Scale { .. } => names.push(name.clone()),
+                Encoding::OneHot { categories } => {
+                    names.extend(categories.iter().map(|c| format!("{name}={c}")))
+                }
+            }
+        }
+        names.extend(
+            self.indicators
+                .iter()
+                .map(|&j| format!("{}__missing", self.columns[j])),
+        );
+        names
     }
 
     /// Replaces `out`'s contents with the transformed `row` ([`Self::n_outputs`] values).
@@ -199,11 +298,9 @@ impl Standardizer {
             "row width differs from the fitted columns"
         );
         out.clear();
-        out.extend(
-            row.iter()
-                .zip(self.means.iter().zip(&self.scales))
-                .map(|(&x, (&m, &s))| if x.is_nan() { 0.0 } else { (x - m) / s }),
-        );
+        for (&x, encoding) in row.iter().zip(&self.encodings) {
+            encoding.write(x, out);
+        }
         out.extend(
             self.indicators
                 .iter()
@@ -229,9 +326,22 @@ mod tests {
             vec![1.0, 0.1, f64::NAN, 3.0, 0.1, f64::NAN, f64::NAN, 0.1, f64::NAN],
             3,
         );
-        let s = StandardizerParams::default().fit(&d).unwrap();
-        assert_eq!(s.means()[0], 2.0);
-        assert_eq!(s.scales(), &[1.0, 1.0, 1.0]);
+        let s = PreprocessParams::default().fit(&d).unwrap();
+        assert_eq!(
+            s.encodings()[0],
+            Encoding::Scale {
+                mean: 2.0,
+                scale: 1.0
+            }
+        );
+        assert!(matches!(s.encodings()[1], Encoding::Scale { scale: 1.0, .. }));
+        assert_eq!(
+            s.encodings()[2],
+            Encoding::Scale {
+                mean: 0.0,
+                scale: 1.0
+            }
+        );
         assert_eq!(s.indicator_columns(), &[0, 2]);
         assert_eq!(s.output_names(), ["c0", "c1", "c2", "c0__missing", "c2__missing"]);
         let mut out = Vec::new();
@@ -248,8 +358,8 @@ mod tests {
     #[test]
     fn constant_column_of_an_unrepresentable_value_is_not_blown_up() {
         let d = data(vec![0.1; 1000], 1);
-        let s = StandardizerParams::default().fit(&d).unwrap();
-        assert_eq!(s.scales(), &[1.0]);
+        let s = PreprocessParams::default().fit(&d).unwrap();
+        assert!(matches!(s.encodings()[0], Encoding::Scale { scale: 1.0, .. }));
         let mut out = Vec::new();
         s.transform_row(&[0.1], &mut out);
         assert!(out[0].abs() < 1e-15, "{out:?}");
@@ -258,8 +368,9 @@ mod tests {
     #[test]
     fn indicators_can_be_turned_off() {
         let d = data(vec![1.0, f64::NAN], 1);
-        let s = StandardizerParams {
+        let s = PreprocessParams {
             missing_indicators: false,
+            ..PreprocessParams::default()
         }
         .fit(&d)
         .unwrap();
@@ -268,14 +379,50 @@ mod tests {
 
     #[test]
     fn deserialising_rejects_inconsistent_parts() {
-        let ok = StandardizerParams::default()
-            .fit(&data(vec![1.0, 2.0], 1))
-            .unwrap();
-        let back: Standardizer = serde_json::from_str(&serde_json::to_string(&ok).unwrap()).unwrap();
+        let ok = PreprocessParams::default().fit(&data(vec![1.0, 2.0], 1)).unwrap();
+        let back: Preprocessor = serde_json::from_str(&serde_json::to_string(&ok).unwrap()).unwrap();
         assert_eq!(back, ok);
-        let bad = r#"{"columns":["a"],"means":[0.0],"scales":[0.0],"indicators":[]}"#;
-        assert!(serde_json::from_str::<Standardizer>(bad).is_err());
-        let bad = r#"{"columns":["a"],"means":[0.0],"scales":[1.0],"indicators":[1]}"#;
-        assert!(serde_json::from_str::<Standardizer>(bad).is_err());
+        let bad =
+            r#"{"columns":["a"],"encodings":[{"type":"scale","mean":0.0,"scale":0.0}],"indicators":[]}"#;
+        assert!(serde_json::from_str::<Preprocessor>(bad).is_err());
+        let bad =
+            r#"{"columns":["a"],"encodings":[{"type":"scale","mean":0.0,"scale":1.0}],"indicators":[1]}"#;
+        assert!(serde_json::from_str::<Preprocessor>(bad).is_err());
+        let bad =
+            r#"{"columns":["a"],"encodings":[{"type":"one_hot","categories":[2.0,1.0]}],"indicators":[]}"#;
+        assert!(serde_json::from_str::<Preprocessor>(bad).is_err());
+    }
+
+    #[test]
+    fn one_hot_encodes_categories_and_ignores_unknown_and_missing_ones() {
+        // c0 numeric, c1 categorical codes 3, 1, 3, NaN.
+        let d = data(vec![1.0, 3.0, 2.0, 1.0, 3.0, 3.0, 4.0, f64::NAN], 2)
+            .with_column_types(vec![ColumnType::Numeric, ColumnType::Categorical])
+            .unwrap();
+        let s = PreprocessParams::default().fit(&d).unwrap();
+        assert_eq!(s.output_names(), ["c0", "c1=1", "c1=3", "c1__missing"]);
+        let mut out = Vec::new();
+        s.transform_row(&[2.5, 3.0], &mut out);
+        assert_eq!(out[1..], [0.0, 1.0, 0.0]);
+        s.transform_row(&[2.5, 7.0], &mut out);
+        assert_eq!(out[1..], [0.0, 0.0, 0.0], "an unknown category sets nothing");
+        s.transform_row(&[2.5, f64::NAN], &mut out);
+        assert_eq!(out[1..], [0.0, 0.0, 1.0], "a missing one only its indicator");
+        let back: Preprocessor = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.n_outputs(), 4);
+    }
+
+    #[test]
+    fn only_the_most_frequent_categories_are_kept() {
+        let d = data(vec![5.0, 5.0, 5.0, 1.0, 1.0, 9.0, 2.0], 1)
+            .with_column_types(vec![ColumnType::Categorical])
+            .unwrap();
+        let params = PreprocessParams {
+            max_categories: 2,
+            ..PreprocessParams::default()
+        };
+        let s = params.fit(&d).unwrap();
+        assert_eq!(s.output_names(), ["c0=1", "c0=5"]);
     }
 }

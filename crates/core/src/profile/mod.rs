@@ -28,17 +28,17 @@ pub const FORMAT_VERSION: u32 = 1;
 pub enum ColumnKind {
     /// Continuous values: a sorted sample is kept for KS / Wasserstein.
     Numeric,
-    /// A 0/1 one-hot or a small integer code: value -> count is kept for chi-square,
+    /// A 0/1 flag or a small integer category code: value -> count is kept for chi-square,
     /// Jensen-Shannon and PSI. Non-missing values must be integers.
     Categorical,
 }
 
 impl ColumnKind {
-    /// The kind of one feature column: one-hot and changed flags are categorical, the
+    /// The kind of one feature column: category codes and changed flags are categorical, the
     /// rest numeric.
     pub fn of(kind: &FeatureKind) -> ColumnKind {
         match kind {
-            FeatureKind::RequestOneHot { .. } | FeatureKind::Changed { .. } => ColumnKind::Categorical,
+            FeatureKind::RequestCategory { .. } | FeatureKind::Changed { .. } => ColumnKind::Categorical,
             FeatureKind::Aggregate { .. }
             | FeatureKind::Zscore { .. }
             | FeatureKind::SecondsSinceLast

@@ -259,7 +259,7 @@ fn kinds_follow_the_feature_spec() {
     for (c, k) in spec.columns.iter().zip(&kinds) {
         let categorical = matches!(
             c.kind,
-            FeatureKind::RequestOneHot { .. } | FeatureKind::Changed { .. }
+            FeatureKind::RequestCategory { .. } | FeatureKind::Changed { .. }
         );
         assert_eq!(*k == ColumnKind::Categorical, categorical, "{}", c.name);
     }

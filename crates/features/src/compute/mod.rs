@@ -198,10 +198,9 @@ impl FeatureEngine {
                     _ => f64::NAN,
                 },
                 FeatureKind::RequestNumber { field } => request_value(request, field).unwrap_or(f64::NAN),
-                FeatureKind::RequestOneHot { field, category } => match request.map(|r| r.values[field]) {
-                    Some(FieldValue::Category(c)) => f64::from(u8::from(c == category)),
-                    Some(_) => 0.0,
-                    None => f64::NAN,
+                FeatureKind::RequestCategory { field } => match request.map(|r| r.values[field]) {
+                    Some(FieldValue::Category(c)) => f64::from(c),
+                    Some(_) | None => f64::NAN,
                 },
                 FeatureKind::HourOfDay => request.map(|r| f64::from(r.ts.hour_of_day())).unwrap_or(f64::NAN),
             })

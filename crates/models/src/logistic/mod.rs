@@ -5,8 +5,8 @@
 //! intercept `b` not penalised. The design decision: like sklearn, the optimiser sees it
 //! divided by `C·n` (mean log loss plus `‖w‖²/(2Cn)`), so `tol` bounds the same scaled
 //! gradient as sklearn's `gtol` and a given `tol` stops at the same accuracy. Inputs pass
-//! through a [`Standardizer`] fitted on the training set and stored in the model, so a
-//! fitted model scores raw rows. Everything is single-threaded in a fixed order: the same
+//! through a [`Preprocessor`] (standardisation, one-hot encoding, missing indicators)
+//! fitted on the training set and stored in the model, so a fitted model scores raw rows. Everything is single-threaded in a fixed order: the same
 //! data gives bit-identical coefficients. `tests.rs` checks the fit against fixtures made
 //! by sklearn itself (`tests/fixtures/make_logistic_fixtures.py`).
 
@@ -16,7 +16,7 @@ use crate::dataset::Dataset;
 use crate::error::ModelError;
 use crate::lbfgs::{self, LbfgsOptions, Status};
 use crate::model::{Model, check_rows, log1p_exp, sigmoid};
-use crate::preprocess::{Standardizer, StandardizerParams, neumaier};
+use crate::preprocess::{PreprocessParams, Preprocessor, neumaier};
 
 #[cfg(test)]
 mod tests;
@@ -38,7 +38,7 @@ pub struct LogisticRegressionParams {
     /// Fit an (unpenalised) intercept. Default true.
     pub fit_intercept: bool,
     /// The preprocessing fitted with the model.
-    pub preprocess: StandardizerParams,
+    pub preprocess: PreprocessParams,
 }
 
 impl Default for LogisticRegressionParams {
@@ -48,7 +48,7 @@ impl Default for LogisticRegressionParams {
             max_iter: 1000,
             tol: 1e-4,
             fit_intercept: true,
-            preprocess: StandardizerParams::default(),
+            preprocess: PreprocessParams::default(),
         }
     }
 }
@@ -77,7 +77,7 @@ impl LogisticRegressionParams {
         self.preprocess.check()
     }
 
-    /// Fits the standardiser, then the regularised logistic model on the standardised rows.
+    /// Fits the preprocessor, then the regularised logistic model on the preprocessed rows.
     /// Errors on invalid parameters, single-class labels, or a non-finite optimum.
     pub fn fit(&self, data: &Dataset) -> Result<LogisticRegression, ModelError> {
         self.check()?;
@@ -88,8 +88,8 @@ impl LogisticRegressionParams {
                 rows: data.n_rows(),
             });
         }
-        let standardizer = self.preprocess.fit(data)?;
-        let design = Design::new(&standardizer, data);
+        let preprocessor = self.preprocess.fit(data)?;
+        let design = Design::new(&preprocessor, data);
         let scale = 1.0 / (self.c * data.n_rows() as f64);
         let n_params = design.p + usize::from(self.fit_intercept);
         let opts = LbfgsOptions {
@@ -113,7 +113,7 @@ impl LogisticRegressionParams {
         let mut coefficients = min.x;
         coefficients.truncate(design.p);
         Ok(LogisticRegression {
-            standardizer,
+            preprocessor,
             coefficients,
             intercept,
             fit: FitSummary {
@@ -140,11 +140,11 @@ pub struct FitSummary {
     pub grad_max: f64,
 }
 
-/// A fitted logistic regression: the standardiser and the linear model over its outputs.
+/// A fitted logistic regression: the preprocessor and the linear model over its outputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawLogisticRegression")]
 pub struct LogisticRegression {
-    standardizer: Standardizer,
+    preprocessor: Preprocessor,
     coefficients: Vec<f64>,
     intercept: f64,
     fit: FitSummary,
@@ -154,7 +154,7 @@ pub struct LogisticRegression {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLogisticRegression {
-    standardizer: Standardizer,
+    preprocessor: Preprocessor,
     coefficients: Vec<f64>,
     intercept: f64,
     fit: FitSummary,
@@ -164,11 +164,11 @@ impl TryFrom<RawLogisticRegression> for LogisticRegression {
     type Error = ModelError;
 
     fn try_from(raw: RawLogisticRegression) -> Result<Self, Self::Error> {
-        if raw.coefficients.len() != raw.standardizer.n_outputs() {
+        if raw.coefficients.len() != raw.preprocessor.n_outputs() {
             return Err(ModelError::Inconsistent(format!(
-                "{} coefficients for {} standardised features",
+                "{} coefficients for {} preprocessed features",
                 raw.coefficients.len(),
-                raw.standardizer.n_outputs()
+                raw.preprocessor.n_outputs()
             )));
         }
         if !raw.intercept.is_finite() || raw.coefficients.iter().any(|c| !c.is_finite()) {
@@ -177,13 +177,13 @@ impl TryFrom<RawLogisticRegression> for LogisticRegression {
             ));
         }
         let RawLogisticRegression {
-            standardizer,
+            preprocessor,
             coefficients,
             intercept,
             fit,
         } = raw;
         Ok(LogisticRegression {
-            standardizer,
+            preprocessor,
             coefficients,
             intercept,
             fit,
@@ -193,11 +193,11 @@ impl TryFrom<RawLogisticRegression> for LogisticRegression {
 
 impl LogisticRegression {
     /// The fitted preprocessing.
-    pub fn standardizer(&self) -> &Standardizer {
-        &self.standardizer
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.preprocessor
     }
 
-    /// One weight per standardised feature ([`Standardizer::output_names`] order).
+    /// One weight per preprocessed feature ([`Preprocessor::output_names`] order).
     pub fn coefficients(&self) -> &[f64] {
         &self.coefficients
     }
@@ -213,13 +213,13 @@ impl LogisticRegression {
     }
 
     fn predict_with(&self, row: &[f64], buf: &mut Vec<f64>) -> f64 {
-        self.standardizer.transform_row(row, buf);
+        self.preprocessor.transform_row(row, buf);
         sigmoid(linear(&self.coefficients, buf) + self.intercept)
     }
 
     /// sklearn's (unscaled) objective on `data`: `0.5·‖w‖² + C·Σᵢ logloss_i`.
     pub fn objective(&self, data: &Dataset, c: f64) -> f64 {
-        let design = Design::new(&self.standardizer, data);
+        let design = Design::new(&self.preprocessor, data);
         let z = design.margins(&self.coefficients, self.intercept);
         let loss = neumaier(z.iter().zip(&design.y).map(|(&z, &y)| log1p_exp(z) - y * z));
         0.5 * linear(&self.coefficients, &self.coefficients) + c * loss
@@ -228,18 +228,18 @@ impl LogisticRegression {
 
 impl Model for LogisticRegression {
     fn columns(&self) -> &[String] {
-        self.standardizer.columns()
+        self.preprocessor.columns()
     }
 
     fn predict_proba_row(&self, row: &[f64]) -> f64 {
-        let mut buf = Vec::with_capacity(self.standardizer.n_outputs());
+        let mut buf = Vec::with_capacity(self.preprocessor.n_outputs());
         self.predict_with(row, &mut buf)
     }
 
-    /// Reuses one standardisation buffer across rows.
+    /// Reuses one preprocessing buffer across rows.
     fn predict_proba(&self, features: &[f64], out: &mut [f64]) -> Result<(), ModelError> {
-        let width = check_rows(features, out.len(), self.standardizer.n_inputs())?;
-        let mut buf = Vec::with_capacity(self.standardizer.n_outputs());
+        let width = check_rows(features, out.len(), self.preprocessor.n_inputs())?;
+        let mut buf = Vec::with_capacity(self.preprocessor.n_outputs());
         for (row, o) in features.chunks_exact(width).zip(out.iter_mut()) {
             *o = self.predict_with(row, &mut buf);
         }
@@ -247,7 +247,7 @@ impl Model for LogisticRegression {
     }
 }
 
-/// The standardised design matrix (row-major, n × p) and 0/1 targets.
+/// The preprocessed design matrix (row-major, n × p) and 0/1 targets.
 struct Design {
     x: Vec<f64>,
     y: Vec<f64>,
@@ -255,12 +255,12 @@ struct Design {
 }
 
 impl Design {
-    fn new(standardizer: &Standardizer, data: &Dataset) -> Design {
-        let p = standardizer.n_outputs();
+    fn new(preprocessor: &Preprocessor, data: &Dataset) -> Design {
+        let p = preprocessor.n_outputs();
         let mut x = Vec::with_capacity(data.n_rows() * p);
         let mut buf = Vec::with_capacity(p);
         for i in 0..data.n_rows() {
-            standardizer.transform_row(data.row(i), &mut buf);
+            preprocessor.transform_row(data.row(i), &mut buf);
             x.extend_from_slice(&buf);
         }
         let y = data.labels().iter().map(|&l| if l { 1.0 } else { 0.0 }).collect();
