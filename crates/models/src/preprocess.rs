@@ -156,7 +156,7 @@ impl Encoding {
 
     fn check(&self) -> Result<(), String> {
         match self {
-            Encoding::Scale { mean, scale } if !mean.is_finite() || !(scale.is_finite() && *scale > 0.0) => {
+            Encoding::Scale { mean, scale } if !(mean.is_finite() && scale.is_finite() && *scale > 0.0) => {
                 Err("means must be finite and scales finite and positive".into())
             }
             Encoding::OneHot { categories }
