@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::{Contract, ContractConfig};
 use crate::features::{FeatureSpec, FeaturesConfig};
+use crate::time::Timestamp;
 
 /// Everything `driftline.toml` can say. Each section has working defaults: an empty
 /// file (or none) runs the fraud demo on embedded storage.
@@ -33,6 +34,7 @@ pub struct Settings {
     pub object_store: ObjectStoreSettings,
     pub drift: DriftSettings,
     pub gates: GateSettings,
+    pub model: ModelSettings,
 }
 
 /// `[log]`: the embedded event log.
@@ -247,6 +249,83 @@ impl Default for GateSettings {
     }
 }
 
+/// `[model]`: what `driftline train` fits, on which rows, and how it is judged.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSettings {
+    /// The registered model's name. Default `fraud`.
+    pub name: String,
+    /// The estimator: `type = "logistic"` or `"gbt"`, plus that estimator's parameters
+    /// (checked by the trainer, which owns them). Default logistic regression.
+    pub estimator: toml::Table,
+    /// A score at or above this is decided positive (confusion counts, `/predict`).
+    pub decision_threshold: f64,
+    /// The share of (the most recent, for a time split) rows held out for evaluation.
+    pub holdout_fraction: f64,
+    /// `time` (the most recent rows are the holdout) or `stratified` (a seeded random
+    /// holdout with the label rate of the whole).
+    pub split: SplitKind,
+    /// Seeds everything random in training: same data and seed, same artifact.
+    pub seed: u64,
+    /// First event time trained on (RFC 3339). Default: the start of history.
+    pub from: Option<String>,
+    /// First event time not trained on (RFC 3339). Default: the end of history.
+    pub to: Option<String>,
+    /// Train on only the most recent N labelled events of the window.
+    pub last_events: Option<u64>,
+}
+
+/// How the holdout is chosen.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitKind {
+    #[default]
+    Time,
+    Stratified,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        let mut estimator = toml::Table::new();
+        estimator.insert("type".into(), "logistic".into());
+        Self {
+            name: "fraud".into(),
+            estimator,
+            decision_threshold: 0.5,
+            holdout_fraction: 0.2,
+            split: SplitKind::Time,
+            seed: 42,
+            from: None,
+            to: None,
+            last_events: None,
+        }
+    }
+}
+
+impl ModelSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        check_range("model.decision_threshold", self.decision_threshold)?;
+        if !(self.holdout_fraction > 0.0 && self.holdout_fraction < 1.0) {
+            return Err(ConfigError::Invalid(format!(
+                "model.holdout_fraction must be between 0 and 1 (exclusive), got {}",
+                self.holdout_fraction
+            )));
+        }
+        if self.last_events == Some(0) {
+            return Err(ConfigError::Invalid(
+                "model.last_events must be at least 1".into(),
+            ));
+        }
+        for (key, value) in [("model.from", &self.from), ("model.to", &self.to)] {
+            if let Some(text) = value {
+                Timestamp::parse_rfc3339(text)
+                    .map_err(|reason| ConfigError::Invalid(format!("{key}: {reason}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{0}")]
@@ -437,6 +516,7 @@ impl Config {
         check_range("gates.min_roc_auc", settings.gates.min_roc_auc)?;
         check_range("gates.min_avg_precision", settings.gates.min_avg_precision)?;
         check_range("gates.max_regression", settings.gates.max_regression)?;
+        settings.model.check()?;
         if settings.ingest.batch_size == 0 || settings.ingest.checkpoint_every == 0 {
             return Err(ConfigError::Invalid(
                 "ingest.batch_size and ingest.checkpoint_every must be at least 1".into(),

@@ -30,7 +30,7 @@ use crate::offline::{OfflineError, OfflineStore, event_key_fields};
 use crate::state::{AsOf, EntityState, EventKey};
 
 /// Which events get a row.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TrainingWindow {
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,

@@ -13,9 +13,11 @@
 //! - [`model`]: the `Model` trait every fitted estimator implements (batch prediction
 //!   with width checks provided).
 //! - [`gbt`]: histogram gradient-boosted trees for binary classification, like sklearn's.
+//! - [`estimator`]: the configurable choice of estimator and the fitted model of any kind.
 
 pub mod dataset;
 pub mod error;
+pub mod estimator;
 pub mod gates;
 pub mod gbt;
 pub mod lbfgs;

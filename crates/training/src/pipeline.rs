@@ -1,0 +1,351 @@
+//! The training pipeline: history → labelled rows → split → fit → evaluate → profile →
+//! gates against the champion → artifact → registry → alias.
+//!
+//! Key decision: two halves. [`fit_candidate`] is synchronous, CPU-bound and touches no
+//! registry, so a server can run it on a blocking thread; [`judge_and_register`] is the
+//! short async half that compares with the champion on the *same holdout rows*, stores
+//! the artifact and registers the version, as `rejected` when a gate fails (kept for the
+//! audit trail, never aliasable).
+
+use std::time::Instant;
+
+use driftline_core::config::SplitKind;
+use driftline_core::profile::{ProfileParams, ReferenceProfile};
+use driftline_features::compute::FeatureEngine;
+use driftline_features::offline::OfflineStore;
+use driftline_models::dataset::Dataset;
+use driftline_models::estimator::{EstimatorParams, FittedModel};
+use driftline_models::metrics::Metrics;
+use driftline_models::model::Model;
+use driftline_registry::{
+    ArtifactStore, CHALLENGER, CHAMPION, Lineage, ModelVersion, NewVersion, Registry, VersionStatus,
+};
+
+use crate::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle};
+use crate::card::{ChampionComparison, DataSummary, ModelCard};
+use crate::config::TrainingConfig;
+use crate::error::TrainError;
+use crate::rows::{LabelledRows, Split, collect};
+
+/// Where a training run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Replaying history: events so far.
+    Replaying(u64),
+    /// Fitting on this many rows.
+    Fitting(u64),
+    /// Scoring, profiling and judging.
+    Evaluating,
+}
+
+/// A fitted, evaluated model not yet judged against the champion or registered.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The artifact to store.
+    pub bundle: ModelBundle,
+    /// The card so far (champion comparison and gates are filled in by judging).
+    pub card: ModelCard,
+    /// The holdout rows, on which the champion is scored too.
+    pub holdout: Dataset,
+    /// How it was trained.
+    pub lineage: Lineage,
+}
+
+/// Builds the training rows from `offline` history and fits, scores and profiles a model.
+pub fn fit_candidate(
+    config: &TrainingConfig,
+    offline: &dyn OfflineStore,
+    engine: &FeatureEngine,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Candidate, TrainError> {
+    let (mut rows, summary) = collect(offline, engine, config.window, &mut |n| {
+        progress(Progress::Replaying(n))
+    })?;
+    if let Some(n) = config.last_events {
+        rows.keep_last(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if rows.len() < 2 {
+        return Err(TrainError::Data(format!(
+            "{} labelled events in the training window ({} events replayed): ingest labelled \
+             history first (driftline gen | driftline ingest)",
+            rows.len(),
+            summary.rows
+        )));
+    }
+    let split = Split::new(&rows.labels, config.split, config.holdout_fraction, config.seed)?;
+    let train = rows.dataset(&split.train)?;
+    let holdout = rows.dataset(&split.holdout)?;
+    progress(Progress::Fitting(train.n_rows() as u64));
+    let started = Instant::now();
+    let model = config.estimator.fit(&train)?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    progress(Progress::Evaluating);
+    let train_scores = model.predict_dataset(&train)?;
+    let train_metrics = metrics(&train_scores, &train, config.decision_threshold)?;
+    let holdout_metrics = metrics(
+        &model.predict_dataset(&holdout)?,
+        &holdout,
+        config.decision_threshold,
+    )?;
+    let profile = ReferenceProfile::fit_row_major(
+        &rows.columns,
+        &rows.kinds,
+        train.features(),
+        Some(train.labels()),
+        Some(&train_scores),
+        &ProfileParams::default(),
+    )
+    .map_err(|e| TrainError::Data(format!("profiling the training rows: {e}")))?;
+    let fingerprint = engine.spec().fingerprint();
+    let data = data_summary(
+        &rows,
+        &split,
+        config.split,
+        summary.rows,
+        train_metrics.label_rate,
+    );
+    let lineage = Lineage {
+        data_from: data.first_event.clone(),
+        data_to: data.last_event.clone(),
+        events: summary.rows,
+        rows_train: train.n_rows() as u64,
+        rows_holdout: holdout.n_rows() as u64,
+        label_rate: train_metrics.label_rate,
+        feature_fingerprint: fingerprint.clone(),
+        params: params_json(&config.estimator),
+        driftline_version: env!("CARGO_PKG_VERSION").to_string(),
+        seed: Some(config.seed),
+        champion_at_training: None,
+    };
+    // The absolute gates for now; judging adds the comparison with the champion.
+    let gates = config.gates.evaluate(&holdout_metrics, None);
+    let card = ModelCard {
+        estimator: model.kind().to_string(),
+        params: params_json(&config.estimator),
+        fit: fit_json(&model),
+        holdout: holdout_metrics,
+        train: train_metrics,
+        champion: None,
+        gates,
+        data,
+        fit_seconds,
+    };
+    let bundle = ModelBundle {
+        format_version: BUNDLE_FORMAT_VERSION,
+        driftline_version: env!("CARGO_PKG_VERSION").to_string(),
+        feature_fingerprint: fingerprint,
+        decision_threshold: config.decision_threshold,
+        model,
+        profile,
+    };
+    Ok(Candidate {
+        bundle,
+        card,
+        holdout,
+        lineage,
+    })
+}
+
+fn metrics(scores: &[f64], data: &Dataset, threshold: f64) -> Result<Metrics, TrainError> {
+    Metrics::compute(scores, data.labels(), threshold)
+        .map_err(|e| TrainError::Data(format!("evaluating: {e}")))
+}
+
+fn data_summary(
+    rows: &LabelledRows,
+    split: &Split,
+    kind: SplitKind,
+    events: u64,
+    label_rate: f64,
+) -> DataSummary {
+    let time = |i: Option<&usize>| i.map(|&i| rows.times[i].to_rfc3339());
+    DataSummary {
+        events,
+        labelled: rows.len() as u64,
+        rows_train: split.train.len() as u64,
+        rows_holdout: split.holdout.len() as u64,
+        label_rate,
+        split: match kind {
+            SplitKind::Time => "time".into(),
+            SplitKind::Stratified => "stratified".into(),
+        },
+        first_event: rows.times.first().map(|t| t.to_rfc3339()),
+        last_event: rows.times.last().map(|t| t.to_rfc3339()),
+        holdout_from: match kind {
+            SplitKind::Time => time(split.holdout.first()),
+            SplitKind::Stratified => None,
+        },
+    }
+}
+
+fn params_json(params: &EstimatorParams) -> serde_json::Value {
+    serde_json::to_value(params).expect("parameters serialise")
+}
+
+fn fit_json(model: &FittedModel) -> serde_json::Value {
+    let summary = match model {
+        FittedModel::Logistic(m) => serde_json::to_value(m.fit_summary()),
+        FittedModel::Gbt(m) => serde_json::to_value(m.fit_summary()),
+    };
+    summary.expect("fit summaries serialise")
+}
+
+/// Which alias a version that passes its gates receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AliasPolicy {
+    /// `champion` when the model has none yet, `challenger` otherwise.
+    #[default]
+    Auto,
+    /// `champion` straight away (the previous one stays in the audit log for rollback).
+    Champion,
+    /// `challenger`.
+    Challenger,
+    /// None: only registered.
+    None,
+}
+
+/// What a training run ended with.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The registered version (status `rejected` when a gate failed).
+    pub version: ModelVersion,
+    /// Its card.
+    pub card: ModelCard,
+    /// The alias it received, if any.
+    pub alias: Option<&'static str>,
+}
+
+impl TrainOutcome {
+    /// Whether every gate passed.
+    pub fn passed(&self) -> bool {
+        self.card.gates.passed
+    }
+}
+
+/// Scores the champion on the candidate's holdout, runs the gates, stores the artifact and
+/// registers the version (rejected when a gate failed), then sets the alias `policy` says.
+pub async fn judge_and_register(
+    mut candidate: Candidate,
+    config: &TrainingConfig,
+    registry: &dyn Registry,
+    artifacts: &ArtifactStore,
+    policy: AliasPolicy,
+    actor: &str,
+) -> Result<TrainOutcome, TrainError> {
+    let champion = registry.champion(&config.name).await?;
+    let comparison = match &champion {
+        Some(version) => Some(compare_with(version, &candidate, artifacts).await?),
+        None => None,
+    };
+    let champion_metrics = comparison.as_ref().and_then(|c| c.holdout.as_ref());
+    let gates = config.gates.evaluate(&candidate.card.holdout, champion_metrics);
+    candidate.card.champion = comparison;
+    candidate.card.gates = gates;
+    candidate.lineage.champion_at_training = champion.as_ref().map(|v| v.version);
+    let card = candidate.card;
+    let artifact = artifacts.put(&config.name, candidate.bundle.to_bytes()).await?;
+    let passed = card.gates.passed;
+    let new = NewVersion {
+        model: config.name.clone(),
+        status: if passed {
+            VersionStatus::Registered
+        } else {
+            VersionStatus::Rejected
+        },
+        artifact,
+        card: serde_json::to_value(&card).expect("cards serialise"),
+        lineage: candidate.lineage,
+        tags: Default::default(),
+        reason: verdict(&card),
+        actor: actor.to_string(),
+    };
+    let version = registry.register(new).await?;
+    let alias = if passed {
+        set_alias(registry, &version, champion.is_some(), policy, &card, actor).await?
+    } else {
+        None
+    };
+    Ok(TrainOutcome { version, card, alias })
+}
+
+async fn compare_with(
+    champion: &ModelVersion,
+    candidate: &Candidate,
+    artifacts: &ArtifactStore,
+) -> Result<ChampionComparison, TrainError> {
+    let bundle = load_bundle(champion, artifacts).await?;
+    let (holdout, note) = if bundle.model.columns() != candidate.holdout.columns() {
+        let note = format!(
+            "champion v{} was trained on other feature columns, so it cannot score this holdout; \
+             the no-worse-than-champion gate was not applied",
+            champion.version
+        );
+        (None, Some(note))
+    } else {
+        let scores = bundle.model.predict_dataset(&candidate.holdout)?;
+        (
+            Some(metrics(
+                &scores,
+                &candidate.holdout,
+                candidate.card.holdout.threshold,
+            )?),
+            None,
+        )
+    };
+    Ok(ChampionComparison {
+        version: champion.version,
+        holdout,
+        note,
+    })
+}
+
+/// The audit-log reason of a registration.
+fn verdict(card: &ModelCard) -> String {
+    let auc = card
+        .holdout
+        .roc_auc
+        .map_or("undefined".into(), |v| format!("{v:.4}"));
+    let ap = card
+        .holdout
+        .average_precision
+        .map_or("undefined".into(), |v| format!("{v:.4}"));
+    let measured = format!("holdout ROC AUC {auc}, average precision {ap}");
+    if card.gates.passed {
+        format!("passed the gates: {measured}")
+    } else {
+        format!("rejected by the gates: {}", card.gates.summary())
+    }
+}
+
+async fn set_alias(
+    registry: &dyn Registry,
+    version: &ModelVersion,
+    has_champion: bool,
+    policy: AliasPolicy,
+    card: &ModelCard,
+    actor: &str,
+) -> Result<Option<&'static str>, TrainError> {
+    let alias = match policy {
+        AliasPolicy::None => return Ok(None),
+        AliasPolicy::Auto if !has_champion => CHAMPION,
+        AliasPolicy::Champion => CHAMPION,
+        AliasPolicy::Auto | AliasPolicy::Challenger => CHALLENGER,
+    };
+    let reason = match (alias, has_champion) {
+        (CHAMPION, false) => format!("first model to pass the gates; {}", verdict(card)),
+        (CHAMPION, true) => format!("trained with --promote; {}", verdict(card)),
+        _ => format!("candidate for the champion; {}", verdict(card)),
+    };
+    registry
+        .set_alias(&version.model, alias, version.version, &reason, actor)
+        .await?;
+    Ok(Some(alias))
+}
+
+/// Loads and checks a registered version's bundle (its sha256 verified by the store).
+pub async fn load_bundle(
+    version: &ModelVersion,
+    artifacts: &ArtifactStore,
+) -> Result<ModelBundle, TrainError> {
+    ModelBundle::from_bytes(&artifacts.get(&version.artifact).await?)
+}
