@@ -27,7 +27,13 @@ File format (both sides read it without parsing), all little-endian: the 8 bytes
 b"DLBENCH1", u64 rows, u64 columns, rows*columns f64 features row-major, rows u8 labels.
 
 Prints a markdown table of medians; exits 1 if |AUC difference| > --max-auc-diff (0.002)
-at any size.
+at any size. scikit-learn uses both cores by default (OpenMP/OpenBLAS) while driftline's fit
+is single-threaded; the like-for-like control is
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python3 bench/train_vs_sklearn.py --no-build
+
+Results and how to read them: docs/benchmarks.md, "Training: logistic regression vs
+scikit-learn".
 """
 
 import argparse
