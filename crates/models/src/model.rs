@@ -72,3 +72,32 @@ pub(crate) fn log1p_exp(z: f64) -> f64 {
         z.exp().ln_1p()
     }
 }
+
+/// `(log1p_exp(z), sigmoid(z))` from one `exp`: both take `e^{-|z|}`, and each branch
+/// here is the same arithmetic as in [`log1p_exp`] and [`sigmoid`], so the results are
+/// bit-identical to calling the two.
+#[inline]
+pub(crate) fn log1p_exp_and_sigmoid(z: f64) -> (f64, f64) {
+    let e = (-z.abs()).exp();
+    let log1p_exp = if z > 0.0 { z + e.ln_1p() } else { e.ln_1p() };
+    let sigmoid = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+    (log1p_exp, sigmoid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fused_log1p_exp_and_sigmoid_match_the_separate_functions_to_the_bit() {
+        let mut zs = vec![
+            0.0, -0.0, 1e-300, -1e-300, 36.0, -36.0, 710.0, -745.0, 800.0, -800.0,
+        ];
+        zs.extend((-4000..=4000).map(|i| f64::from(i) * 0.01 + 0.003));
+        for z in zs {
+            let (l, s) = log1p_exp_and_sigmoid(z);
+            assert_eq!(l.to_bits(), log1p_exp(z).to_bits(), "log1p_exp({z})");
+            assert_eq!(s.to_bits(), sigmoid(z).to_bits(), "sigmoid({z})");
+        }
+    }
+}

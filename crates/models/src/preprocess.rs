@@ -114,17 +114,33 @@ fn fit_one_hot(values: impl Iterator<Item = f64>, max: usize) -> Encoding {
 
 /// Compensated (Neumaier) sum, in iteration order.
 pub(crate) fn neumaier(values: impl Iterator<Item = f64>) -> f64 {
-    let (mut sum, mut comp) = (0.0f64, 0.0f64);
-    for v in values {
-        let t = sum + v;
-        comp += if sum.abs() >= v.abs() {
-            (sum - t) + v
+    let mut acc = Neumaier::default();
+    values.for_each(|v| acc.add(v));
+    acc.total()
+}
+
+/// The running state of a [`neumaier`] sum, for loops that add as they go.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Neumaier {
+    sum: f64,
+    comp: f64,
+}
+
+impl Neumaier {
+    #[inline]
+    pub(crate) fn add(&mut self, v: f64) {
+        let t = self.sum + v;
+        self.comp += if self.sum.abs() >= v.abs() {
+            (self.sum - t) + v
         } else {
-            (v - t) + sum
+            (v - t) + self.sum
         };
-        sum = t;
+        self.sum = t;
     }
-    sum + comp
+
+    pub(crate) fn total(&self) -> f64 {
+        self.sum + self.comp
+    }
 }
 
 /// How one input column becomes outputs.

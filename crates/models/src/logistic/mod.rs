@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::Dataset;
 use crate::error::ModelError;
 use crate::lbfgs::{self, LbfgsOptions, Status};
-use crate::model::{Model, check_rows, log1p_exp, sigmoid};
-use crate::preprocess::{PreprocessParams, Preprocessor, neumaier};
+use crate::model::{Model, check_rows, log1p_exp, log1p_exp_and_sigmoid, sigmoid};
+use crate::preprocess::{Neumaier, PreprocessParams, Preprocessor, neumaier};
 
 #[cfg(test)]
 mod tests;
@@ -97,11 +97,10 @@ impl LogisticRegressionParams {
             gtol: self.tol,
             ..LbfgsOptions::default()
         };
-        let mut z = vec![0.0; data.n_rows()];
         let fit_intercept = self.fit_intercept;
         let objective = |theta: &[f64], grad: &mut [f64]| {
             let b = if fit_intercept { theta[design.p] } else { 0.0 };
-            design.scaled_objective(&theta[..design.p], b, scale, &mut z, grad, fit_intercept)
+            design.scaled_objective(&theta[..design.p], b, scale, grad, fit_intercept)
         };
         let min = lbfgs::minimize(objective, vec![0.0; n_params], &opts).ok_or(ModelError::NonFinite {
             what: "objective at the starting point",
@@ -276,35 +275,29 @@ impl Design {
 
     /// `mean logloss + scale/2·‖w‖²` with `scale = 1/(C·n)`, and its gradient into `grad`
     /// (`[∂w.., ∂b]`, the last only when fitting an intercept).
-    fn scaled_objective(
-        &self,
-        w: &[f64],
-        b: f64,
-        scale: f64,
-        z: &mut [f64],
-        grad: &mut [f64],
-        fit_intercept: bool,
-    ) -> f64 {
+    ///
+    /// One pass over the rows: each margin is used at once for its loss term and its
+    /// gradient contribution, from one `exp` (the loss and the gradient are summed in row
+    /// order, as separate passes would, so the result is the same to the bit).
+    fn scaled_objective(&self, w: &[f64], b: f64, scale: f64, grad: &mut [f64], fit_intercept: bool) -> f64 {
         let n = self.y.len() as f64;
-        for (zi, row) in z.iter_mut().zip(self.x.chunks_exact(self.p)) {
-            *zi = linear(w, row) + b;
-        }
-        let loss = neumaier(z.iter().zip(&self.y).map(|(&z, &y)| log1p_exp(z) - y * z)) / n;
-        grad.iter_mut().for_each(|g| *g = 0.0);
+        let (grad_w, grad_rest) = grad.split_at_mut(self.p);
+        grad_w.iter_mut().for_each(|g| *g = 0.0);
+        let mut loss = Neumaier::default();
         let mut grad_b = 0.0;
-        for ((row, &zi), &yi) in self.x.chunks_exact(self.p).zip(z.iter()).zip(&self.y) {
-            let r = (sigmoid(zi) - yi) / n;
+        for (row, &yi) in self.x.chunks_exact(self.p).zip(&self.y) {
+            let zi = linear(w, row) + b;
+            let (log1p_exp_z, sigmoid_z) = log1p_exp_and_sigmoid(zi);
+            loss.add(log1p_exp_z - yi * zi);
+            let r = (sigmoid_z - yi) / n;
             grad_b += r;
-            grad[..self.p].iter_mut().zip(row).for_each(|(g, x)| *g += r * x);
+            grad_w.iter_mut().zip(row).for_each(|(g, x)| *g += r * x);
         }
-        grad[..self.p]
-            .iter_mut()
-            .zip(w)
-            .for_each(|(g, wj)| *g += scale * wj);
+        grad_w.iter_mut().zip(w).for_each(|(g, wj)| *g += scale * wj);
         if fit_intercept {
-            grad[self.p] = grad_b;
+            grad_rest[0] = grad_b;
         }
-        loss + 0.5 * scale * linear(w, w)
+        loss.total() / n + 0.5 * scale * linear(w, w)
     }
 }
 
