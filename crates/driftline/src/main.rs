@@ -51,6 +51,13 @@ enum Command {
     /// Inspect features: one entity's current vector, or a point-in-time training set.
     #[command(subcommand)]
     Features(commands::features::FeaturesCommand),
+    /// Fit a model on offline history, judge it against the gates and the champion, and
+    /// register it (rejected versions are kept for the audit trail).
+    Train(commands::train::TrainArgs),
+    /// Model versions: list, show, aliases, promote, rollback, audit log.
+    Models(commands::models::ModelsArgs),
+    /// Score a registered version on a file of labelled feature rows.
+    Evaluate(commands::models::EvaluateArgs),
     /// Print the configuration in effect (defaults < file < environment < flags) as TOML.
     Config,
 }
@@ -78,6 +85,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gen(args) => commands::generate::run(load()?, args),
         Command::Ingest(args) => commands::ingest::run(load()?, args),
         Command::Features(command) => commands::features::run(load()?, command),
+        Command::Train(args) => commands::train::run(load()?, args),
+        Command::Models(args) => commands::models::run(load()?, args),
+        Command::Evaluate(args) => commands::models::evaluate(load()?, args),
         Command::Config => {
             let config = load()?;
             commands::emit(toml::to_string(&config.settings)?.trim_end())?;
@@ -96,4 +106,14 @@ fn init_tracing(level: &str) {
         .with_target(false)
         .compact()
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

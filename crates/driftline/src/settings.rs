@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use driftline_core::config::{Config, Settings};
+use driftline_training::config::TrainingConfig;
 
 /// A configuration problem the user can fix: exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -34,5 +35,9 @@ pub fn load(file: Option<&Path>, data_dir_flag: Option<&Path>) -> anyhow::Result
     let origin = file
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in defaults".into());
-    Config::check(settings).map_err(|e| UsageError(format!("config {origin}: {e}")).into())
+    let config = Config::check(settings).map_err(|e| UsageError(format!("config {origin}: {e}")))?;
+    // The estimator table belongs to the trainer, which checks it.
+    TrainingConfig::from_settings(&config.settings.model, &config.settings.gates)
+        .map_err(|e| UsageError(format!("config {origin}: {e}")))?;
+    Ok(config)
 }

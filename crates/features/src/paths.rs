@@ -55,4 +55,9 @@ impl DataPaths {
     pub fn dead_letters(&self) -> PathBuf {
         self.root.join("dead-letter.jsonl")
     }
+
+    /// Model artifacts, content-addressed by sha256.
+    pub fn artifacts(&self) -> PathBuf {
+        self.root.join("artifacts")
+    }
 }

@@ -7,7 +7,7 @@
 //! - [`bundle`]: the versioned artifact (model, feature fingerprint, threshold, profile).
 //! - [`card`]: the model card kept in the registry.
 //! - [`evaluate`]: a registered model scored on a file of labelled feature rows.
-//! - [`error`]: [`error::TrainError`].
+//! - [`error`]: the one error type of the pipeline, `TrainError`.
 //!
 //! Key decision: this crate is the one place that knows the whole training path, so the
 //! CLI's `train` and the retraining loop inside `serve` run the same code.

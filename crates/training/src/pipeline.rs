@@ -18,7 +18,8 @@ use driftline_models::estimator::{EstimatorParams, FittedModel};
 use driftline_models::metrics::Metrics;
 use driftline_models::model::Model;
 use driftline_registry::{
-    ArtifactStore, CHALLENGER, CHAMPION, Lineage, ModelVersion, NewVersion, Registry, VersionStatus,
+    ArtifactStore, CHALLENGER, CHAMPION, Lineage, ModelVersion, NewVersion, Registry, RegistryError,
+    VersionStatus,
 };
 
 use crate::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle};
@@ -232,7 +233,10 @@ pub async fn judge_and_register(
     policy: AliasPolicy,
     actor: &str,
 ) -> Result<TrainOutcome, TrainError> {
-    let champion = registry.champion(&config.name).await?;
+    let champion = match registry.champion(&config.name).await {
+        Err(RegistryError::ModelNotFound { .. }) => None,
+        other => other?,
+    };
     let comparison = match &champion {
         Some(version) => Some(compare_with(version, &candidate, artifacts).await?),
         None => None,

@@ -4,6 +4,9 @@ pub mod demo;
 pub mod features;
 pub mod generate;
 pub mod ingest;
+pub mod models;
+pub mod registry;
+pub mod train;
 
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `driftline` binary, run as a user would run it.
 
 mod learnability;
+mod models;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
