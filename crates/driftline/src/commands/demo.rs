@@ -1,7 +1,8 @@
 //! `driftline demo`: the pipeline built so far, end to end on a fresh synthetic stream,
 //! narrated. Generates events into the embedded log (with a few malformed records mixed
-//! in), ingests them, shows one user's live feature vector and writes a point-in-time
-//! training set.
+//! in), ingests them, shows one user's live feature vector, writes a point-in-time
+//! training set, trains a baseline champion on the history before the drift, then
+//! retrains on the drifted history and shows the gates judge both on the same holdout.
 //!
 //! Key decision: the demo owns `<data-dir>/demo` and starts it afresh each run, so it
 //! never touches the user's own data and always tells the same story for a seed.
@@ -12,11 +13,19 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use driftline_core::config::Config;
+use driftline_core::time::Timestamp;
+use driftline_features::compute::FeatureEngine;
+use driftline_features::offline::ParquetOfflineStore;
 use driftline_features::paths::DataPaths;
+use driftline_features::training::TrainingWindow;
+use driftline_models::metrics::Metrics;
 use driftline_stream::generator::Scenario;
 use driftline_stream::log::LogWriter;
+use driftline_training::config::TrainingConfig;
+use driftline_training::pipeline::{AliasPolicy, TrainOutcome, fit_candidate, judge_and_register};
 
 use super::generate::{GenArgs, log_config};
+use super::registry::Models;
 use super::{emit, thousands};
 
 #[derive(Args, Debug)]
@@ -65,7 +74,13 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         format: None,
     };
     let mut generator = driftline_stream::generator::Generator::new(stream.generator_config())?;
-    append_generated(&mut generator, &paths, &config, args.events)?;
+    let onset = append_generated(
+        &mut generator,
+        &paths,
+        &config,
+        args.events,
+        stream.onset + stream.ramp,
+    )?;
     say(
         &started,
         &format!(
@@ -112,14 +127,95 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             out.display()
         ),
     )?;
+    train_before_and_after(&config, onset, &started)?;
+
     say(&started, "explore:")?;
     let dir = root.display();
+    emit(&format!("    driftline --data-dir {dir} models list"))?;
+    emit(&format!("    driftline --data-dir {dir} models show champion"))?;
+    emit(&format!("    driftline --data-dir {dir} models audit"))?;
     emit(&format!("    driftline --data-dir {dir} features get {user}"))?;
     emit(&format!(
         "    driftline --data-dir {dir} features training-set --out rows.csv"
     ))?;
     emit(&format!("    head -3 {dir}/dead-letter.jsonl"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Trains the baseline on history before `drifted_from` (it becomes champion), then a
+/// candidate on the history since, judged against the champion on the same recent rows.
+fn train_before_and_after(
+    config: &Config,
+    drifted_from: Option<Timestamp>,
+    started: &Instant,
+) -> anyhow::Result<()> {
+    let Some(drifted_from) = drifted_from else {
+        return Ok(());
+    };
+    let mut training = TrainingConfig::from_settings(&config.settings.model, &config.settings.gates)?;
+    let models = Models::open(config)?;
+    let engine = FeatureEngine::from_config(config);
+    let offline = ParquetOfflineStore::new(
+        DataPaths::new(config.settings.data_dir()).offline(),
+        config.contract.clone(),
+    );
+    for (window, what) in [
+        (
+            TrainingWindow {
+                from: None,
+                to: Some(drifted_from),
+            },
+            "baseline on the history before the drift",
+        ),
+        (
+            TrainingWindow {
+                from: Some(drifted_from),
+                to: None,
+            },
+            "retrained on the history since the drift",
+        ),
+    ] {
+        training.window = window;
+        let candidate = fit_candidate(&training, &offline, &engine, &mut |_| {})?;
+        let outcome = models.runtime.block_on(judge_and_register(
+            candidate,
+            &training,
+            models.registry.as_ref(),
+            &models.artifacts,
+            AliasPolicy::Auto,
+            "driftline demo",
+        ))?;
+        say(started, &narrate_training(what, &outcome))?;
+    }
+    Ok(())
+}
+
+fn narrate_training(what: &str, outcome: &TrainOutcome) -> String {
+    let auc = |m: Option<&Metrics>| {
+        m.and_then(|m| m.roc_auc)
+            .map_or("n/a".into(), |v| format!("{v:.3}"))
+    };
+    let card = &outcome.card;
+    let champion = card.champion.as_ref().map_or(String::new(), |c| {
+        format!(
+            "; champion v{} scores {} on the same holdout",
+            c.version,
+            auc(c.holdout.as_ref())
+        )
+    });
+    let verdict = match (card.gates.passed, outcome.alias) {
+        (true, Some(alias)) => format!("passed the gates -> {alias}"),
+        (true, None) => "passed the gates".into(),
+        (false, _) => format!("rejected: {}", card.gates.summary()),
+    };
+    format!(
+        "{} v{} ({}, {what}): {} rows, holdout ROC AUC {}{champion}: {verdict}",
+        outcome.version.model,
+        outcome.version.version,
+        card.estimator,
+        thousands(card.data.rows_train + card.data.rows_holdout),
+        auc(Some(&card.holdout)),
+    )
 }
 
 fn count(value: &serde_json::Value) -> u64 {
@@ -130,12 +226,16 @@ fn say(started: &Instant, text: &str) -> anyhow::Result<()> {
     emit(&format!("[{:>6.2}s] {text}", started.elapsed().as_secs_f64()))
 }
 
+/// Appends `count` generated events (and the malformed records); returns the event time
+/// of event number `drifted` (counting from 0), from which the drift is complete.
 fn append_generated(
     generator: &mut driftline_stream::generator::Generator,
     paths: &DataPaths,
     config: &Config,
     count: u64,
-) -> anyhow::Result<()> {
+    drifted: u64,
+) -> anyhow::Result<Option<Timestamp>> {
+    let mut drifted_from = None;
     let mut writer =
         LogWriter::open(&paths.log(), log_config(config)).context("opening the demo event log")?;
     let now = chrono::Utc::now().timestamp_micros();
@@ -148,12 +248,15 @@ fn append_generated(
             writer.append(bad.as_bytes(), now)?;
         }
         generator.next_into(&mut event);
+        if i == drifted {
+            drifted_from = event.event_ts.parse().ok();
+        }
         buf.clear();
         event.write_json(&mut buf);
         writer.append(&buf, now)?;
     }
     writer.flush()?;
-    Ok(())
+    Ok(drifted_from)
 }
 
 /// The user with the most events in the log: the one with the richest story to show.

@@ -3,13 +3,11 @@
 //! concept-drift scenario really breaks a model trained before its onset.
 
 use driftline_core::config::{Config, Settings};
-use driftline_core::event::Event;
-use driftline_core::features::FeatureVector;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
 use driftline_features::offline::ParquetOfflineStore;
 use driftline_features::paths::DataPaths;
-use driftline_features::training::{TrainingWindow, replay};
+use driftline_features::training::TrainingWindow;
 use driftline_models::dataset::Dataset;
 use driftline_models::gbt::GbtParams;
 use driftline_models::logistic::LogisticRegressionParams;
@@ -17,11 +15,12 @@ use driftline_models::metrics::roc_auc;
 use driftline_models::model::Model;
 use driftline_stream::generator::{GeneratedEvent, Generator, GeneratorConfig, Scenario};
 use driftline_stream::log::{FsyncPolicy, LogConfig, LogReader, LogWriter};
+use driftline_training::rows::{LabelledRows, collect};
 
 const EVENTS: u64 = 60_000;
 
-/// Generates, ingests and replays a stream; returns its rows in event-time order.
-fn rows(scenario: Scenario) -> (Vec<(Event, FeatureVector)>, Vec<String>) {
+/// Generates, ingests and replays a stream; returns its labelled rows in event-time order.
+fn rows(scenario: Scenario) -> LabelledRows {
     let dir = tempfile::tempdir().unwrap();
     let paths = DataPaths::new(dir.path());
     let mut settings = Settings::default();
@@ -60,47 +59,40 @@ fn rows(scenario: Scenario) -> (Vec<(Event, FeatureVector)>, Vec<String>) {
         .unwrap();
     let engine = FeatureEngine::from_config(&config);
     let offline = ParquetOfflineStore::new(paths.offline(), config.contract.clone());
-    let mut rows = Vec::new();
-    replay(&offline, &engine, TrainingWindow::default(), &mut |e, v| {
-        rows.push((e.clone(), v.clone()));
-        Ok(())
-    })
-    .unwrap();
-    (rows, engine.spec().names().map(String::from).collect())
+    let (rows, summary) = collect(&offline, &engine, TrainingWindow::default(), &mut |_| {}).unwrap();
+    assert_eq!(summary.rows, EVENTS, "every generated event has a row");
+    rows
 }
 
-fn dataset(rows: &[(Event, FeatureVector)], columns: &[String]) -> Dataset {
-    let features = rows.iter().flat_map(|(_, v)| v.values.iter().copied()).collect();
-    let labels = rows.iter().map(|(e, _)| e.label.unwrap()).collect();
-    Dataset::new(features, labels, columns.to_vec()).unwrap()
+/// Rows `range` as a dataset, categorical columns typed so models one-hot encode them.
+fn dataset(rows: &LabelledRows, range: std::ops::Range<usize>) -> Dataset {
+    rows.dataset(&range.collect::<Vec<_>>()).unwrap()
 }
 
-fn holdout_auc(train: &[(Event, FeatureVector)], test: &[(Event, FeatureVector)], columns: &[String]) -> f64 {
+fn holdout_auc(rows: &LabelledRows, train: std::ops::Range<usize>, test: std::ops::Range<usize>) -> f64 {
     let model = LogisticRegressionParams::default()
-        .fit(&dataset(train, columns))
+        .fit(&dataset(rows, train))
         .unwrap();
-    let test_set = dataset(test, columns);
+    let test_set = dataset(rows, test);
     roc_auc(&model.predict_dataset(&test_set).unwrap(), test_set.labels()).unwrap()
 }
 
 #[test]
 fn a_model_on_point_in_time_features_learns_the_fraud_signal() {
-    let (rows, columns) = rows(Scenario::None);
+    let rows = rows(Scenario::None);
     let split = rows.len() * 8 / 10;
-    let auc = holdout_auc(&rows[..split], &rows[split..], &columns);
+    let auc = holdout_auc(&rows, 0..split, split..rows.len());
     println!("holdout ROC AUC without drift: {auc:.4}");
     assert!(auc > 0.85, "holdout ROC AUC {auc}");
 }
 
 #[test]
 fn boosted_trees_on_the_same_features_beat_the_linear_model() {
-    let (rows, columns) = rows(Scenario::None);
+    let rows = rows(Scenario::None);
     let split = rows.len() * 8 / 10;
-    let linear = holdout_auc(&rows[..split], &rows[split..], &columns);
-    let model = GbtParams::default()
-        .fit(&dataset(&rows[..split], &columns))
-        .unwrap();
-    let test_set = dataset(&rows[split..], &columns);
+    let linear = holdout_auc(&rows, 0..split, split..rows.len());
+    let model = GbtParams::default().fit(&dataset(&rows, 0..split)).unwrap();
+    let test_set = dataset(&rows, split..rows.len());
     let trees = roc_auc(&model.predict_dataset(&test_set).unwrap(), test_set.labels()).unwrap();
     println!("holdout ROC AUC: boosted trees {trees:.4}, logistic regression {linear:.4}");
     assert!(trees > linear, "trees {trees} vs linear {linear}");
@@ -108,10 +100,10 @@ fn boosted_trees_on_the_same_features_beat_the_linear_model() {
 
 #[test]
 fn concept_drift_breaks_a_model_trained_before_the_onset() {
-    let (rows, columns) = rows(Scenario::Concept);
+    let rows = rows(Scenario::Concept);
     let onset = rows.len() / 2;
-    let before = holdout_auc(&rows[..onset * 8 / 10], &rows[onset * 8 / 10..onset], &columns);
-    let after = holdout_auc(&rows[..onset * 8 / 10], &rows[onset + onset / 10..], &columns);
+    let before = holdout_auc(&rows, 0..onset * 8 / 10, onset * 8 / 10..onset);
+    let after = holdout_auc(&rows, 0..onset * 8 / 10, onset + onset / 10..rows.len());
     println!("concept drift: AUC {before:.4} before the onset, {after:.4} after");
     assert!(before > 0.8, "pre-onset holdout AUC {before}");
     assert!(
