@@ -12,6 +12,8 @@
 //! `OneHotEncoder(handle_unknown="ignore")`. An indicator column per training column that had
 //! any missing value lets the model still use "was missing" as a signal.
 
+use std::cmp::Ordering;
+
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{ColumnType, Dataset};
@@ -92,9 +94,10 @@ fn fit_scale<I: Iterator<Item = f64>>(column: impl Fn() -> I) -> Result<Encoding
     Ok(Encoding::Scale { mean, scale })
 }
 
-/// The `max` most frequent values (ties broken by the smaller code), sorted by code.
+/// The `max` most frequent values (ties broken by the smaller code), sorted by code. `-0.0`
+/// is the category `0` (adding `0.0` turns it into `+0.0`), as in scikit-learn.
 fn fit_one_hot(values: impl Iterator<Item = f64>, max: usize) -> Encoding {
-    let mut sorted: Vec<f64> = values.collect();
+    let mut sorted: Vec<f64> = values.map(|v| v + 0.0).collect();
     sorted.sort_by(f64::total_cmp);
     let mut counts: Vec<(f64, usize)> = Vec::new();
     for v in sorted {
@@ -189,7 +192,11 @@ impl Encoding {
         match self {
             Encoding::Scale { mean, scale } => out.push(if x.is_nan() { 0.0 } else { (x - mean) / scale }),
             Encoding::OneHot { categories } => {
-                let hit = categories.binary_search_by(|c| c.total_cmp(&x)).ok();
+                // Numeric order, so -0.0 finds the category 0 (even one stored as -0.0 by an
+                // older fit); a NaN compares as none and finds nothing.
+                let hit = categories
+                    .binary_search_by(|c| c.partial_cmp(&x).unwrap_or(Ordering::Less))
+                    .ok();
                 out.extend((0..categories.len()).map(|k| if Some(k) == hit { 1.0 } else { 0.0 }));
             }
         }
@@ -427,6 +434,27 @@ mod tests {
         let back: Preprocessor = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         assert_eq!(back.n_outputs(), 4);
+    }
+
+    #[test]
+    fn negative_zero_is_the_same_category_as_zero() {
+        // As scikit-learn's OneHotEncoder: -0.0 == 0.0, one category, matched both ways.
+        let d = data(vec![-0.0, 0.0, 1.0], 1)
+            .with_column_types(vec![ColumnType::Categorical])
+            .unwrap();
+        let s = PreprocessParams::default().fit(&d).unwrap();
+        assert_eq!(s.output_names(), ["c0=0", "c0=1"]);
+        let mut out = Vec::new();
+        for zero in [0.0, -0.0] {
+            s.transform_row(&[zero], &mut out);
+            assert_eq!(out, [1.0, 0.0], "{zero:?}");
+        }
+        let only_positive = data(vec![0.0, 1.0], 1)
+            .with_column_types(vec![ColumnType::Categorical])
+            .unwrap();
+        let s = PreprocessParams::default().fit(&only_positive).unwrap();
+        s.transform_row(&[-0.0], &mut out);
+        assert_eq!(out, [1.0, 0.0]);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! through a [`Preprocessor`] (standardisation, one-hot encoding, missing indicators)
 //! fitted on the training set and stored in the model, so a fitted model scores raw rows. Everything is single-threaded in a fixed order: the same
 //! data gives bit-identical coefficients. `tests.rs` checks the fit against fixtures made
-//! by sklearn itself (`tests/fixtures/make_logistic_fixtures.py`).
+//! by sklearn itself (`tests/fixtures/make_logistic_fixtures.py`, and for one-hot
+//! encoding and missing indicators `tests/fixtures/make_onehot_fixture.py`).
 
 use serde::{Deserialize, Serialize};
 
