@@ -1,10 +1,14 @@
-//! `driftline evaluate`: a registered model scored on a file of labelled feature rows (the
-//! Parquet or CSV that `driftline features training-set` writes, or any file with the
-//! model's feature columns and a label column).
+//! `driftline evaluate`: a registered model scored on a file of labelled rows: either
+//! feature rows (the Parquet or CSV that `driftline features training-set` writes, or any
+//! file with the model's feature columns and a label column), or raw events (CSV or JSON
+//! lines in the contract's shape, such as the reference stack's `events.csv`), whose
+//! features are computed point in time from the file's own earlier events.
 //!
 //! Key decision: columns are matched by name, never by position, so extra columns (ids,
 //! times) are ignored and a file missing one of the model's columns is refused naming it;
-//! rows without a label are counted and skipped, not guessed.
+//! rows without a label are counted and skipped, not guessed. Raw events go through the
+//! same contract validation and the same feature engine as ingest and training, and only
+//! when the model was trained on the configured feature definitions (same fingerprint).
 
 use std::fs::File;
 use std::path::Path;
@@ -13,9 +17,17 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
+use std::collections::HashMap;
+
+use driftline_core::contract::{Contract, IdSource, ValidateContext};
+use driftline_core::event::Record;
+use driftline_core::time::Timestamp;
+use driftline_features::compute::FeatureEngine;
+use driftline_features::state::{Applied, AsOf, EntityState, EventKey};
 use driftline_models::dataset::Dataset;
 use driftline_models::metrics::Metrics;
 use driftline_models::model::Model;
+use driftline_stream::input::{InputReader, InputSource};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 
@@ -42,10 +54,27 @@ pub struct Evaluation {
     pub metrics: Metrics,
 }
 
-/// Scores `bundle`'s model on the labelled rows of `path` (Parquet, or CSV by extension).
-pub fn evaluate_file(bundle: &ModelBundle, path: &Path, label: &str) -> Result<Evaluation, TrainError> {
+/// Scores `bundle`'s model on the labelled rows of `path`: feature rows when the file has
+/// the model's columns, raw events otherwise (see the module header).
+pub fn evaluate_file(
+    bundle: &ModelBundle,
+    path: &Path,
+    contract: &Contract,
+    engine: &FeatureEngine,
+) -> Result<Evaluation, TrainError> {
     let columns = bundle.model.columns();
-    let rows = read_rows(path, columns, label)?;
+    let rows = if has_feature_columns(path, columns)? {
+        read_rows(path, columns, contract.label_field())?
+    } else {
+        if bundle.feature_fingerprint != engine.spec().fingerprint() {
+            return Err(TrainError::DataFile {
+                path: path.display().to_string(),
+                reason: "has no feature columns, and the configured feature definitions differ from                          the ones the model was trained on, so they cannot be computed from raw events"
+                    .into(),
+            });
+        }
+        rows_from_events(path, contract, engine)?
+    };
     if rows.labels.is_empty() {
         return Err(TrainError::DataFile {
             path: path.display().to_string(),
@@ -62,14 +91,112 @@ pub fn evaluate_file(bundle: &ModelBundle, path: &Path, label: &str) -> Result<E
     })
 }
 
+/// Whether the file is a table holding every model column (JSON lines are always events).
+fn has_feature_columns(path: &Path, columns: &[String]) -> Result<bool, TrainError> {
+    let fail = |reason: String| TrainError::DataFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let names: Vec<String> = match extension(path).as_str() {
+        "csv" => csv::Reader::from_path(path)
+            .and_then(|mut r| r.headers().cloned())
+            .map_err(|e| fail(e.to_string()))?
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').to_string())
+            .collect(),
+        "jsonl" | "json" | "ndjson" => return Ok(false),
+        _ => {
+            let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(e.to_string()))?;
+            builder
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        }
+    };
+    Ok(columns.iter().all(|c| names.contains(c)))
+}
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Point-in-time rows of the events in a CSV or JSON-lines file: each event's vector is
+/// computed from its entity's earlier events in the same file, exactly as training
+/// replays history. Delayed-label records in the file are joined by event id. An invalid
+/// record is refused naming its line, field and reason.
+pub fn rows_from_events(
+    path: &Path,
+    contract: &Contract,
+    engine: &FeatureEngine,
+) -> Result<FileRows, TrainError> {
+    let fail = |reason: String| TrainError::DataFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut reader =
+        InputReader::open(&InputSource::File(path.to_path_buf()), 0).map_err(|e| fail(e.to_string()))?;
+    let now = Timestamp(chrono_now_micros());
+    let (mut events, mut delayed) = (Vec::new(), HashMap::new());
+    while let Some(record) = reader.next_record().map_err(|e| fail(e.to_string()))? {
+        let ctx = ValidateContext {
+            now,
+            default_entity: None,
+            path_prefix: "",
+            ids: IdSource::DerivedFrom(&record.json),
+        };
+        match contract.validate_json(&record.json, &ctx) {
+            Ok(Record::Event(event)) => events.push(event),
+            Ok(Record::Label(update)) => {
+                delayed.insert(update.event_id, update.label);
+            }
+            Err(invalid) => return Err(fail(format!("line {}: {invalid}", record.line))),
+        }
+    }
+    events.sort_by_key(EventKey::of);
+    let spec = engine.spec();
+    let mut states: HashMap<String, EntityState> = HashMap::new();
+    let mut rows = FileRows {
+        features: Vec::new(),
+        labels: Vec::new(),
+        unlabelled: 0,
+    };
+    for event in &events {
+        let state = states
+            .entry(event.entity.clone())
+            .or_insert_with(|| EntityState::new(event.values.len()));
+        let vector = engine.vector(state, Some(event), AsOf::Before(EventKey::of(event)));
+        if state.apply(event, spec) == Applied::Duplicate {
+            continue;
+        }
+        match delayed.get(&event.event_id).copied().or(event.label) {
+            Some(label) => {
+                rows.features.extend_from_slice(&vector.values);
+                rows.labels.push(label);
+            }
+            None => rows.unlabelled += 1,
+        }
+    }
+    Ok(rows)
+}
+
+fn chrono_now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// Reads the `columns` and the `label` column of a CSV or Parquet file.
 pub fn read_rows(path: &Path, columns: &[String], label: &str) -> Result<FileRows, TrainError> {
     let fail = |reason: String| TrainError::DataFile {
         path: path.display().to_string(),
         reason,
     };
-    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if is_csv {
+    if extension(path) == "csv" {
         read_csv(path, columns, label).map_err(fail)
     } else {
         read_parquet(path, columns, label).map_err(fail)

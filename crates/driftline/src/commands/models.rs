@@ -213,8 +213,9 @@ pub struct EvaluateArgs {
     /// The version: a number or an alias such as champion.
     #[arg(value_name = "VERSION")]
     reference: String,
-    /// Labelled feature rows: the .parquet or .csv of `driftline features training-set`,
-    /// or any file with the model's feature columns and the label column.
+    /// Labelled rows: feature rows (the .parquet or .csv of `driftline features
+    /// training-set`, or any file with the model's columns and the label), or raw events
+    /// (.csv or .jsonl), whose features are computed from the file's own history.
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
     /// The model's name. Default: model.name from the configuration.
@@ -227,7 +228,8 @@ pub fn evaluate(config: Config, args: EvaluateArgs) -> anyhow::Result<ExitCode> 
     let models = Models::open(&config)?;
     let version = models.lookup(&model, &args.reference)?;
     let bundle = models.bundle(&version)?;
-    let evaluation = evaluate_file(&bundle, &args.data, config.contract.label_field())
+    let engine = driftline_features::compute::FeatureEngine::from_config(&config);
+    let evaluation = evaluate_file(&bundle, &args.data, &config.contract, &engine)
         .map_err(|e| crate::settings::UsageError(e.to_string()))?;
     let json = serde_json::json!({
         "model": version.model,

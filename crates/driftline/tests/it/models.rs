@@ -117,6 +117,40 @@ fn train_judge_alias_roll_back_and_refuse_a_corrupt_artifact() {
     assert_eq!(report["metrics"]["rows"], 40000);
     assert!(report["metrics"]["roc_auc"].as_f64().unwrap() > 0.8, "{report}");
 
+    // Raw events never seen in training (another seed): features computed point in time
+    // from the file's own history, through the same contract and engine.
+    let fresh = dir.join("fresh.jsonl");
+    run(
+        dir,
+        &[
+            "gen",
+            "--count",
+            "6000",
+            "--users",
+            "200",
+            "--seed",
+            "77",
+            "--out",
+            fresh.to_str().unwrap(),
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&run(
+        dir,
+        &["evaluate", "1", "--data", fresh.to_str().unwrap()],
+    )))
+    .unwrap();
+    assert_eq!(report["metrics"]["rows"], 6000);
+    assert!(report["metrics"]["roc_auc"].as_f64().unwrap() > 0.75, "{report}");
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"user_id\":\"u1\",\"transaction_amount\":-3,\"country\":\"US\",\"device\":\"ios\",\"event_ts\":\"2024-01-01T00:00:00Z\",\"label\":1}\n").unwrap();
+    let refused = run_failing(dir, &["evaluate", "1", "--data", bad.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("line 1: transaction_amount: -3 is below the minimum 0"),
+        "{}",
+        stderr(&refused)
+    );
+
     // One flipped byte in the stored artifact: refused, naming the checksum.
     let artifact = dir
         .join("driftline-data/artifacts")
