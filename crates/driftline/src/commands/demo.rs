@@ -74,12 +74,13 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         format: None,
     };
     let mut generator = driftline_stream::generator::Generator::new(stream.generator_config())?;
-    let onset = append_generated(
+    let drift = append_generated(
         &mut generator,
         &paths,
         &config,
         args.events,
-        stream.onset + stream.ramp,
+        stream.onset,
+        stream.ramp,
     )?;
     say(
         &started,
@@ -127,7 +128,9 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             out.display()
         ),
     )?;
-    train_before_and_after(&config, onset, &started)?;
+    if let Some((onset, drifted)) = drift {
+        train_before_and_after(&config, onset, drifted, &started)?;
+    }
 
     say(&started, "explore:")?;
     let dir = root.display();
@@ -142,16 +145,15 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Trains the baseline on history before `drifted_from` (it becomes champion), then a
-/// candidate on the history since, judged against the champion on the same recent rows.
+/// Trains the baseline on history before the drift's `onset` (it becomes champion), then a
+/// candidate on the history since the drift is complete (`drifted`), judged against the
+/// champion on the same recent rows.
 fn train_before_and_after(
     config: &Config,
-    drifted_from: Option<Timestamp>,
+    onset: Timestamp,
+    drifted: Timestamp,
     started: &Instant,
 ) -> anyhow::Result<()> {
-    let Some(drifted_from) = drifted_from else {
-        return Ok(());
-    };
     let mut training = TrainingConfig::from_settings(&config.settings.model, &config.settings.gates)?;
     let models = Models::open(config)?;
     let engine = FeatureEngine::from_config(config);
@@ -163,13 +165,13 @@ fn train_before_and_after(
         (
             TrainingWindow {
                 from: None,
-                to: Some(drifted_from),
+                to: Some(onset),
             },
             "baseline on the history before the drift",
         ),
         (
             TrainingWindow {
-                from: Some(drifted_from),
+                from: Some(drifted),
                 to: None,
             },
             "retrained on the history since the drift",
@@ -226,16 +228,18 @@ fn say(started: &Instant, text: &str) -> anyhow::Result<()> {
     emit(&format!("[{:>6.2}s] {text}", started.elapsed().as_secs_f64()))
 }
 
-/// Appends `count` generated events (and the malformed records); returns the event time
-/// of event number `drifted` (counting from 0), from which the drift is complete.
+/// Appends `count` generated events (and the malformed records); returns the event times
+/// of event number `onset` (counting from 0) and `onset + ramp`, when the drift starts and
+/// when it is complete, if the stream reaches them.
 fn append_generated(
     generator: &mut driftline_stream::generator::Generator,
     paths: &DataPaths,
     config: &Config,
     count: u64,
-    drifted: u64,
-) -> anyhow::Result<Option<Timestamp>> {
-    let mut drifted_from = None;
+    onset: u64,
+    ramp: u64,
+) -> anyhow::Result<Option<(Timestamp, Timestamp)>> {
+    let (mut started, mut complete) = (None, None);
     let mut writer =
         LogWriter::open(&paths.log(), log_config(config)).context("opening the demo event log")?;
     let now = chrono::Utc::now().timestamp_micros();
@@ -248,15 +252,18 @@ fn append_generated(
             writer.append(bad.as_bytes(), now)?;
         }
         generator.next_into(&mut event);
-        if i == drifted {
-            drifted_from = event.event_ts.parse().ok();
+        if i == onset {
+            started = event.event_ts.parse().ok();
+        }
+        if i == onset + ramp {
+            complete = event.event_ts.parse().ok();
         }
         buf.clear();
         event.write_json(&mut buf);
         writer.append(&buf, now)?;
     }
     writer.flush()?;
-    Ok(drifted_from)
+    Ok(started.zip(complete))
 }
 
 /// The user with the most events in the log: the one with the richest story to show.

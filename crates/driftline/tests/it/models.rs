@@ -180,3 +180,21 @@ fn absolute_gates_reject_with_the_threshold_named() {
     assert_eq!(v1["status"], "rejected");
     assert!(run_failing(dir, &["models", "show", "champion"]).status.code() == Some(2));
 }
+
+#[test]
+fn the_demo_trains_a_champion_before_the_drift_and_a_better_challenger_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stdout(&run(tmp.path(), &["demo", "--events", "120000"]));
+    let line = |needle: &str| {
+        out.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{out}"))
+            .to_string()
+    };
+    assert!(line("fraud v1").contains("-> champion"), "{out}");
+    let retrained = line("fraud v2");
+    assert!(
+        retrained.contains("champion v1 scores") && retrained.contains("-> challenger"),
+        "{out}"
+    );
+}
