@@ -76,6 +76,8 @@ pub fn fit_candidate(
     let split = Split::new(&rows.labels, config.split, config.holdout_fraction, config.seed)?;
     let train = rows.dataset(&split.train)?;
     let holdout = rows.dataset(&split.holdout)?;
+    // The datasets hold copies of every row; free the originals before fitting.
+    rows.features = Vec::new();
     progress(Progress::Fitting(train.n_rows() as u64));
     let started = Instant::now();
     let model = config.estimator.fit(&train)?;

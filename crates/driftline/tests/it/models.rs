@@ -198,3 +198,33 @@ fn the_demo_trains_a_champion_before_the_drift_and_a_better_challenger_after() {
         "{out}"
     );
 }
+
+#[test]
+fn two_processes_registering_at_once_get_consecutive_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    history(dir);
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            driftline(dir)
+                .args(["train", "--no-alias", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut versions: Vec<u64> = children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "{}", stderr(&output));
+            let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            v["version"].as_u64().unwrap()
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2, 3]);
+    let audit = stdout(&run(dir, &["models", "audit", "--json"]));
+    assert_eq!(audit.lines().count(), 3, "three registrations, no alias changes:\n{audit}");
+}
