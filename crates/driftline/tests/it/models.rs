@@ -226,5 +226,9 @@ fn two_processes_registering_at_once_get_consecutive_versions() {
     versions.sort_unstable();
     assert_eq!(versions, [1, 2, 3]);
     let audit = stdout(&run(dir, &["models", "audit", "--json"]));
-    assert_eq!(audit.lines().count(), 3, "three registrations, no alias changes:\n{audit}");
+    assert_eq!(
+        audit.lines().count(),
+        3,
+        "three registrations, no alias changes:\n{audit}"
+    );
 }
