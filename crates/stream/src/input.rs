@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn the_seed_csv_with_a_bom_reads_as_json_objects() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seed/sample-data/events.csv");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/seed/events.csv");
         let content = std::fs::read(&path).expect("the seed sample file");
         assert!(content.starts_with(BOM), "the seed file has a BOM");
         let records = read_all(&content, "events.csv");

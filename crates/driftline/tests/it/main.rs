@@ -32,7 +32,7 @@ fn stdout(output: &Output) -> String {
 }
 
 fn seed_events_csv() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seed/sample-data/events.csv")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/seed/events.csv")
 }
 
 /// Writes `count` generated events plus malformed lines every `every` events.
