@@ -12,7 +12,7 @@ use driftline_core::config::Config;
 use driftline_core::time::Timestamp;
 use driftline_features::paths::DataPaths;
 use driftline_stream::generator::{CSV_HEADER, GeneratedEvent, Generator, GeneratorConfig, Scenario};
-use driftline_stream::log::{FsyncPolicy, LogConfig, LogWriter};
+use driftline_stream::log::{FsyncPolicy, LogConfig, LogReader, LogWriter, RecordBatch};
 
 use super::{progress_bar, thousands};
 use crate::settings::UsageError;
@@ -41,7 +41,8 @@ pub struct GenArgs {
     /// possible.
     #[arg(long, value_name = "EVENTS_PER_S")]
     pub rate: Option<f64>,
-    /// Event time of the first event (RFC 3339). Default 2024-03-01T00:00:00Z.
+    /// Event time of the first event (RFC 3339). Default 2024-03-01T00:00:00Z, or with
+    /// --to log a minute after the latest event already in the log.
     #[arg(long, value_name = "TS")]
     pub start: Option<Timestamp>,
     /// Share of events whose timestamp is set back 1-60 s, as late arrivals.
@@ -90,7 +91,16 @@ impl GenArgs {
     }
 }
 
-pub fn run(config: Config, args: GenArgs) -> anyhow::Result<ExitCode> {
+pub fn run(config: Config, mut args: GenArgs) -> anyhow::Result<ExitCode> {
+    if args.to == Some(Target::Log) && args.start.is_none() {
+        let paths = DataPaths::new(config.settings.data_dir());
+        if let Some(latest) = latest_event_time(&paths)? {
+            // Appending to history: continue after it, or every event would arrive late.
+            let start = Timestamp::from_unix_seconds(latest.micros().div_euclid(1_000_000) + 60);
+            eprintln!("the log's events reach {latest}: continuing from {start} (--start overrides)");
+            args.start = Some(start);
+        }
+    }
     let mut generator = Generator::new(args.generator_config()).map_err(|e| UsageError(e.to_string()))?;
     let started = Instant::now();
     match args.to {
@@ -256,4 +266,30 @@ pub fn log_config(config: &Config) -> LogConfig {
             FsyncPolicy::Never
         },
     }
+}
+
+/// The latest event time among the log's last records (the tail is enough: records are
+/// appended in roughly event-time order, and a minute of margin covers the disorder).
+fn latest_event_time(paths: &DataPaths) -> anyhow::Result<Option<Timestamp>> {
+    const TAIL: usize = 4096;
+    if !paths.log().exists() {
+        return Ok(None);
+    }
+    let mut reader = LogReader::open(&paths.log()).context("reading the event log")?;
+    let mut batch = RecordBatch::new();
+    let mut tail = std::collections::VecDeque::with_capacity(TAIL);
+    while reader.read_into(8192, &mut batch)? > 0 {
+        for record in batch.iter() {
+            if tail.len() == TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(record.payload.to_vec());
+        }
+    }
+    let latest = tail
+        .iter()
+        .filter_map(|payload| serde_json::from_slice::<serde_json::Value>(payload).ok())
+        .filter_map(|value| value.get("event_ts")?.as_str()?.parse::<Timestamp>().ok())
+        .max();
+    Ok(latest)
 }

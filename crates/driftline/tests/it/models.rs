@@ -232,3 +232,19 @@ fn two_processes_registering_at_once_get_consecutive_versions() {
         "three registrations, no alias changes:\n{audit}"
     );
 }
+
+#[test]
+fn generating_into_a_log_again_continues_its_event_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    run(dir, &["gen", "--count", "3000", "--users", "50", "--to", "log"]);
+    let again = run(
+        dir,
+        &[
+            "gen", "--count", "3000", "--users", "50", "--seed", "8", "--to", "log",
+        ],
+    );
+    assert!(stderr(&again).contains("continuing from"), "{}", stderr(&again));
+    let out = stdout(&run(dir, &["ingest"]));
+    assert!(out.contains("6,000 events, 0 labels, 0 dead-lettered"), "{out}");
+}
