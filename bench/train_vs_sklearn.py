@@ -27,10 +27,16 @@ File format (both sides read it without parsing), all little-endian: the 8 bytes
 b"DLBENCH1", u64 rows, u64 columns, rows*columns f64 features row-major, rows u8 labels.
 
 Prints a markdown table of medians; exits 1 if |AUC difference| > --max-auc-diff (0.002)
-at any size. scikit-learn uses both cores by default (OpenMP/OpenBLAS) while driftline's fit
-is single-threaded; the like-for-like control is
+at any size. Both sides use the machine's cores by default: scikit-learn through
+OpenMP/OpenBLAS, driftline's fit up to 4 threads (fixed 16,384-row chunks, the same bits on
+any thread count). The controls are
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python3 bench/train_vs_sklearn.py --no-build
+    python3 bench/train_vs_sklearn.py --no-build --driftline-threads 1
+
+--wait-idle waits (up to 30 s) before each sklearn/driftline pair until the machine's CPUs
+were less than 15% busy over half a second, for hosts shared with other work; the tables
+say how many pairs started idle.
 
 Results and how to read them: docs/benchmarks.md, "Training: logistic regression vs
 scikit-learn".
@@ -138,6 +144,28 @@ def timed_run(cmd, tmp):
     return json.loads(proc.stdout.strip().splitlines()[-1]), int(rss), float(user) + float(system)
 
 
+def busy_fraction(seconds=0.5):
+    """The share of all CPUs' time not idle over `seconds`, from /proc/stat."""
+
+    def read():
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    total0, idle0 = read()
+    time.sleep(seconds)
+    total1, idle1 = read()
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_idle(limit=0.15, timeout=30.0):
+    """Waits until the machine is less than `limit` busy; False if it never was within `timeout`."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if busy_fraction() < limit:
+            return True
+    return False
+
+
 def summarise(runs):
     med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
     s = {k: med(k) for k in runs[0] if isinstance(runs[0][k], (int, float))}
@@ -160,6 +188,8 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build first")
     ap.add_argument("--binary", help="fit_logistic binary (default: from CARGO_TARGET_DIR or ./target)")
     ap.add_argument("--keep", help="write the data files into this directory and keep them")
+    ap.add_argument("--driftline-threads", type=int, help="pass THREADS to fit_logistic (default: automatic)")
+    ap.add_argument("--wait-idle", action="store_true", help="before each pair, wait for an idle machine (Linux)")
     ap.add_argument("--sklearn-worker", nargs=2, metavar=("TRAIN", "HOLDOUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sklearn_worker:
@@ -196,10 +226,14 @@ def main():
             write_dataset(holdout, xh, yh)
             print(f"N={n:,}: {y.mean():.2%} positives (holdout {yh.mean():.2%})", flush=True)
             sk, dl = [], []
+            idle_pairs = 0
             for i in range(args.repeats):
+                if args.wait_idle:
+                    idle_pairs += wait_idle()
                 out, rss, cpu = timed_run([sys.executable, __file__, "--sklearn-worker", train, holdout], tmp)
                 sk.append({**out, "rss_kib": rss, "cpu_seconds": cpu})
-                out, rss, cpu = timed_run([binary, train, holdout], tmp)
+                threads = [str(args.driftline_threads)] if args.driftline_threads else []
+                out, rss, cpu = timed_run([binary, train, holdout, *threads], tmp)
                 dl.append({**out, "rss_kib": rss, "cpu_seconds": cpu})
                 print(
                     f"  run {i + 1}: sklearn {sk[-1]['fit_seconds']:.3f} s (bare {sk[-1]['bare_fit_seconds']:.3f}), "
@@ -211,10 +245,14 @@ def main():
             diff = abs(s["auc"] - d["auc"])
             failed |= diff > args.max_auc_diff
             rows_out.append((n, s, d, diff))
+            if args.wait_idle:
+                print(f"  {idle_pairs}/{args.repeats} pairs started on an idle machine", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    dl_threads = args.driftline_threads or min(cpus, 4)
     print()
     print(
         "| N train | side | fit incl. scaling, median (min–max) | bare fit | iterations | "
@@ -228,7 +266,7 @@ def main():
         )
         print(
             f"| {n:,} | driftline | {fmt_time(d)} | — | {d['iterations']:.0f} | "
-            f"{d['rss_kib'] / 1024:.0f} MiB | one thread | {d['auc']:.5f} |"
+            f"{d['rss_kib'] / 1024:.0f} MiB | {dl_threads} thread(s) | {d['auc']:.5f} |"
         )
     print()
     print("| N train | speed-up (sklearn scaler+fit / driftline fit) | vs bare fit | RSS ratio (sklearn / driftline) | abs AUC diff |")

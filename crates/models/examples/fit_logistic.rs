@@ -2,8 +2,11 @@
 //! the Rust side of `bench/train_vs_sklearn.py`.
 //!
 //! ```sh
-//! cargo run --release --example fit_logistic -p driftline-models -- TRAIN.bin HOLDOUT.bin
+//! cargo run --release --example fit_logistic -p driftline-models -- TRAIN.bin HOLDOUT.bin [THREADS]
 //! ```
+//!
+//! `THREADS` sets `LogisticRegressionParams::threads` (default: unset, automatic); the fit
+//! is the same to the bit whatever it is, only its time changes.
 //!
 //! Both files are in the script's raw format, all little-endian: the 8 bytes `DLBENCH1`,
 //! `u64` rows, `u64` columns, then `rows × columns` `f64` features row-major (`NaN` =
@@ -59,14 +62,20 @@ fn read_dataset(path: &str) -> Result<Dataset, Box<dyn Error>> {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, train_path, holdout_path] = args.as_slice() else {
-        return Err("usage: fit_logistic TRAIN.bin HOLDOUT.bin".into());
+    let (train_path, holdout_path, threads) = match args.as_slice() {
+        [_, train, holdout] => (train, holdout, None),
+        [_, train, holdout, threads] => (train, holdout, Some(threads.parse::<usize>()?)),
+        _ => return Err("usage: fit_logistic TRAIN.bin HOLDOUT.bin [THREADS]".into()),
     };
     let train = read_dataset(train_path)?;
     let holdout = read_dataset(holdout_path)?;
 
     let start = Instant::now();
-    let model = LogisticRegressionParams::default().fit(&train)?;
+    let params = LogisticRegressionParams {
+        threads,
+        ..LogisticRegressionParams::default()
+    };
+    let model = params.fit(&train)?;
     let fit_seconds = start.elapsed().as_secs_f64();
 
     let scores = model.predict_dataset(&holdout)?;

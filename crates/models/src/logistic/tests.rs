@@ -264,6 +264,57 @@ fn fitting_twice_gives_identical_bits() {
 }
 
 #[test]
+fn thread_count_never_changes_a_bit() {
+    // Several chunks, the last one short, so the chunks really are shared out.
+    let data = small(3 * CHUNK_ROWS + 1_234);
+    let fit = |threads| {
+        LogisticRegressionParams {
+            threads: Some(threads),
+            ..Default::default()
+        }
+        .fit(&data)
+        .unwrap()
+    };
+    let bits = |m: &LogisticRegression| {
+        m.coefficients()
+            .iter()
+            .chain([m.intercept(), m.fit_summary().grad_max].iter())
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
+    let one = fit(1);
+    assert!(one.fit_summary().status.converged(), "{:?}", one.fit_summary());
+    for threads in [2, 3] {
+        let many = fit(threads);
+        assert_eq!(bits(&many), bits(&one), "threads = {threads}");
+        assert_eq!(many.fit_summary(), one.fit_summary(), "threads = {threads}");
+    }
+    let auto = LogisticRegressionParams::default().fit(&data).unwrap();
+    assert_eq!(bits(&auto), bits(&one), "threads unset");
+}
+
+#[test]
+fn objective_bits_do_not_depend_on_threads() {
+    let data = small(2 * CHUNK_ROWS + 7);
+    let pre = PreprocessParams::default().fit(&data).unwrap();
+    let evaluate = |threads| {
+        let design = Design::new(&pre, &data, threads);
+        let w: Vec<f64> = (0..design.p).map(|j| 0.3 - 0.2 * j as f64).collect();
+        let mut grad = vec![0.0; design.p + 1];
+        let f = design.scaled_objective(&w, -0.4, 1e-5, &mut grad, true, threads);
+        let mut bits: Vec<u64> = grad.iter().map(|g| g.to_bits()).collect();
+        bits.push(f.to_bits());
+        (design.x, bits)
+    };
+    let (x1, one) = evaluate(1);
+    for threads in [2, 3, 5] {
+        let (x, many) = evaluate(threads);
+        assert!(x == x1, "design matrix differs with {threads} threads");
+        assert_eq!(many, one, "threads = {threads}");
+    }
+}
+
+#[test]
 fn check_names_the_bad_field() {
     let bad = |p: LogisticRegressionParams| match p.check() {
         Err(ModelError::InvalidParam { param, .. }) => param,
@@ -299,7 +350,22 @@ fn check_names_the_bad_field() {
         }),
         "tol"
     );
+    assert_eq!(
+        bad(LogisticRegressionParams {
+            threads: Some(0),
+            ..Default::default()
+        }),
+        "threads"
+    );
     assert!(LogisticRegressionParams::default().check().is_ok());
+    assert!(
+        LogisticRegressionParams {
+            threads: Some(1),
+            ..Default::default()
+        }
+        .check()
+        .is_ok()
+    );
     // fit checks too.
     let err = LogisticRegressionParams {
         c: 0.0,
@@ -321,6 +387,11 @@ fn params_deserialise_with_defaults_and_reject_unknown_fields() {
         }
     );
     assert!(serde_json::from_str::<LogisticRegressionParams>(r#"{"C": 0.5}"#).is_err());
+    let p: LogisticRegressionParams = serde_json::from_str(r#"{"threads": 2}"#).unwrap();
+    assert_eq!(p.threads, Some(2));
+    // Unset threads are left out, so the serialised params are as before the field.
+    let json = serde_json::to_string(&LogisticRegressionParams::default()).unwrap();
+    assert!(!json.contains("threads"), "{json}");
 }
 
 #[test]
