@@ -6,6 +6,7 @@ pub mod generate;
 pub mod ingest;
 pub mod models;
 pub mod registry;
+pub mod serve;
 pub mod train;
 
 use indicatif::{ProgressBar, ProgressStyle};

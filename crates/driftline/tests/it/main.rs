@@ -2,6 +2,7 @@
 
 mod learnability;
 mod models;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,120 @@
+//! `driftline serve` as a user runs it: train, serve, predict with the reference payload,
+//! and swap the champion from another process without a restart.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{driftline, run};
+
+/// A minimal HTTP/1.1 client: method, path, body -> (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path, port: u16) -> Server {
+    let child = driftline(dir)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some((200, _)) = http(port, "GET", "/ready", "") {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the server did not become ready on port {port}");
+}
+
+fn model_version(port: u16, body: &str) -> String {
+    let (status, text) = http(port, "POST", "/predict", body).expect("predict answers");
+    assert_eq!(status, 200, "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["model_version"].as_str().unwrap().to_string()
+}
+
+const QUICKSTART: &str = r#"{"user_id":"user-42","event":{"transaction_amount":83.2,"country":"DE","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}"#;
+
+#[test]
+fn serve_predicts_and_swaps_the_champion_set_from_another_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    run(dir, &["gen", "--count", "20000", "--users", "200", "--to", "log"]);
+    run(dir, &["ingest"]);
+    // The gates are not what this test is about: floors at 0 so both versions register.
+    for estimator in ["logistic", "gbt"] {
+        let output = driftline(dir)
+            .args(["train", "--estimator", estimator])
+            .env("MIN_ROC_AUC", "0")
+            .env("MIN_AVG_PRECISION", "0")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let port = free_port();
+    let _server = start(dir, port);
+    assert_eq!(model_version(port, QUICKSTART), "1");
+    let (status, text) = http(
+        port,
+        "POST",
+        "/predict",
+        r#"{"user_id":"u","event":{"transaction_amount":-1}}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 422, "{text}");
+    assert!(text.contains("\"code\":\"invalid_input\""), "{text}");
+
+    run(dir, &["models", "promote", "--reason", "e2e"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = model_version(port, QUICKSTART);
+    while seen != "2" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        seen = model_version(port, QUICKSTART);
+    }
+    assert_eq!(seen, "2", "the promoted champion was not picked up");
+    let (_, metrics) = http(port, "GET", "/metrics", "").unwrap();
+    assert!(metrics.contains("driftline_model_version 2"), "{metrics}");
+    assert!(
+        metrics
+            .contains("serving_app_request_latency_seconds_bucket{model_variant=\"baseline\",le=\"0.001\"}")
+    );
+}

@@ -1,0 +1,190 @@
+//! The HTTP API: `POST /predict` with the reference stack's request and response, health,
+//! readiness, Prometheus metrics and the serving model.
+//!
+//! Key decision: `fn app(state) -> Router`, so tests drive it with `oneshot` without a port,
+//! and each handler extracts, calls one function, maps the result. The prediction path
+//! validates the event with the same contract as ingest and computes the vector with the
+//! same engine as training, from the entity's online state *before* this event, which is
+//! exactly the row training used for such an event: one code path, no skew.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use driftline_core::contract::{IdSource, ValidateContext};
+use driftline_core::event::{Event, FieldError, Record};
+use driftline_core::features::FeatureVector;
+use driftline_core::time::Timestamp;
+use driftline_features::state::{AsOf, EntityState, EventKey};
+use driftline_models::model::Model;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::ApiError;
+use crate::metrics::Variant;
+use crate::state::AppState;
+
+/// The routes of the server.
+pub fn app(state: Arc<AppState>) -> Router {
+    let limit = state.body_limit;
+    Router::new()
+        .route("/predict", post(predict))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/v1/models", get(models))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// `{"user_id": ..., "event": {...}}`, the reference stack's request.
+#[derive(Deserialize)]
+struct PredictRequest<'a> {
+    #[serde(borrow)]
+    user_id: &'a str,
+    #[serde(borrow)]
+    event: &'a RawValue,
+}
+
+/// The reference stack's response, plus the event id the prediction was made for (delayed
+/// labels join on it).
+#[derive(Debug, Serialize)]
+pub struct PredictResponse {
+    pub user_id: String,
+    pub model_version: String,
+    pub score: f64,
+    /// `decline` when the score reaches the model's decision threshold, else `approve`.
+    pub decision: &'static str,
+    pub canary_variant: &'static str,
+    pub trace_id: String,
+    pub event_id: String,
+}
+
+async fn predict(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<PredictResponse>, ApiError> {
+    let started = Instant::now();
+    let result = body
+        .map_err(|r| body_error(r, state.body_limit))
+        .and_then(|body| score(&state, &body));
+    match &result {
+        Ok(_) => state
+            .metrics
+            .observe_request(Variant::Baseline, started.elapsed()),
+        Err(ApiError::Internal(_)) => state.metrics.observe_exception(Variant::Baseline),
+        Err(_) => state.metrics.observe_invalid(),
+    }
+    result.map(Json)
+}
+
+fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge { limit }
+    } else {
+        ApiError::Malformed(rejection.body_text())
+    }
+}
+
+/// Validates the request, computes the entity's vector and scores it with the champion.
+fn score(state: &AppState, body: &[u8]) -> Result<PredictResponse, ApiError> {
+    let request: PredictRequest =
+        serde_json::from_slice(body).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let ctx = ValidateContext {
+        now: Timestamp(chrono::Utc::now().timestamp_micros()),
+        default_entity: Some(request.user_id),
+        path_prefix: "event.",
+        ids: IdSource::Random,
+    };
+    let event = match state.contract.validate_json(request.event.get().as_bytes(), &ctx) {
+        Ok(Record::Event(event)) => event,
+        Ok(Record::Label(_)) => {
+            return Err(ApiError::Invalid(vec![FieldError {
+                field: "event".into(),
+                reason: "holds only an id and a label: a prediction needs the event's fields".into(),
+            }]));
+        }
+        Err(invalid) => return Err(ApiError::Invalid(invalid.errors)),
+    };
+    let model = state.champion.load_full().ok_or(ApiError::NoModel)?;
+    let vector = online_vector(state, &event);
+    let score = model.bundle.model.predict_proba_row(&vector.values);
+    if !score.is_finite() {
+        return Err(ApiError::Internal(format!(
+            "model v{} produced score {score}",
+            model.version.version
+        )));
+    }
+    Ok(PredictResponse {
+        user_id: event.entity,
+        model_version: model.version.version.to_string(),
+        score,
+        decision: if score >= model.bundle.decision_threshold {
+            "decline"
+        } else {
+            "approve"
+        },
+        canary_variant: Variant::Baseline.name(),
+        trace_id: format!("{:032x}", rand::random::<u128>()),
+        event_id: event.event_id,
+    })
+}
+
+/// The entity's vector for `event` from its online state strictly before the event.
+fn online_vector(state: &AppState, event: &Event) -> FeatureVector {
+    let started = Instant::now();
+    let as_of = AsOf::Before(EventKey::of(event));
+    let vector = state.store.with_state(&event.entity, |entity| match entity {
+        Some(entity) => state.engine.vector(entity, Some(event), as_of),
+        None => state
+            .engine
+            .vector(&EntityState::new(event.values.len()), Some(event), as_of),
+    });
+    state.metrics.observe_lookup(started.elapsed());
+    vector
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// 200 once a model is serving, 503 before.
+async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    match state.champion.load().as_ref() {
+        Some(model) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ready", "model_version": model.version.version})),
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "not_ready", "reason": ApiError::NoModel.to_string()})),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+/// The model serving now, with its card.
+async fn models(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let model = state.champion.load_full().ok_or(ApiError::NoModel)?;
+    Ok(Json(serde_json::json!({
+        "champion": {
+            "model": model.version.model,
+            "version": model.version.version,
+            "created_at": model.version.created_at,
+            "card": model.version.card,
+            "decision_threshold": model.bundle.decision_threshold,
+        }
+    })))
+}

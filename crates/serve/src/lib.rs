@@ -1,0 +1,19 @@
+//! driftline-serve: the prediction server.
+//!
+//! - [`api`]: the routes (`/predict`, `/health`, `/ready`, `/metrics`, `/v1/models`).
+//! - [`state`]: what handlers share, the champion behind an atomically swapped pointer.
+//! - [`metrics`]: Prometheus metrics on atomics, with the reference stack's names.
+//! - [`error`]: the API's errors and their one status/code table.
+//! - [`server`]: startup (in-process ingest, registry, hot swap) and the listener.
+//!
+//! Key decision: HTTP types live only here; every request is answered by the same
+//! contract, feature engine and model code the rest of driftline uses.
+
+pub mod api;
+pub mod error;
+pub mod metrics;
+pub mod server;
+pub mod state;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,270 @@
+//! Handler tests through `oneshot`, no port bound: the reference payloads, errors with
+//! their codes and field paths, readiness, metrics and a hot swap.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use driftline_core::config::Config;
+use driftline_core::profile::{ColumnKind, ProfileParams, ReferenceProfile};
+use driftline_features::compute::FeatureEngine;
+use driftline_features::online::EmbeddedOnlineStore;
+use driftline_models::dataset::{ColumnType, Dataset};
+use driftline_models::estimator::FittedModel;
+use driftline_models::logistic::LogisticRegressionParams;
+use driftline_registry::{ArtifactRef, Lineage, ModelVersion, VersionStatus};
+use driftline_training::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::api::app;
+use crate::state::{AppState, LoadedModel};
+
+/// A logistic model over the fraud features where a larger amount means fraud.
+fn model(version: u32, config: &Config) -> LoadedModel {
+    let engine = FeatureEngine::from_config(config);
+    let columns: Vec<String> = engine.spec().names().map(String::from).collect();
+    let kinds = ColumnKind::for_spec(engine.spec());
+    let amount = columns.iter().position(|c| c == "transaction_amount").unwrap();
+    let rows = 400;
+    let mut features = Vec::with_capacity(rows * columns.len());
+    let mut labels = Vec::with_capacity(rows);
+    for i in 0..rows {
+        for (j, kind) in kinds.iter().enumerate() {
+            features.push(match kind {
+                ColumnKind::Categorical => (i % 3) as f64,
+                ColumnKind::Numeric if j == amount => (i % 100) as f64 * 10.0,
+                ColumnKind::Numeric => ((i * 7 + j) % 11) as f64,
+            });
+        }
+        labels.push(i % 100 >= 80);
+    }
+    let types = kinds
+        .iter()
+        .map(|k| match k {
+            ColumnKind::Numeric => ColumnType::Numeric,
+            ColumnKind::Categorical => ColumnType::Categorical,
+        })
+        .collect();
+    let data = Dataset::new(features.clone(), labels.clone(), columns.clone())
+        .unwrap()
+        .with_column_types(types)
+        .unwrap();
+    let fitted = LogisticRegressionParams::default().fit(&data).unwrap();
+    let profile = ReferenceProfile::fit_row_major(
+        &columns,
+        &kinds,
+        &features,
+        Some(&labels),
+        None,
+        &ProfileParams::default(),
+    )
+    .unwrap();
+    LoadedModel {
+        version: ModelVersion {
+            model: "fraud".into(),
+            version,
+            created_at: chrono::Utc::now(),
+            status: VersionStatus::Registered,
+            artifact: ArtifactRef {
+                key: "models/fraud/x.bin".into(),
+                sha256: "0".repeat(64),
+                size: 1,
+            },
+            card: serde_json::json!({"estimator": "logistic"}),
+            lineage: Lineage {
+                data_from: None,
+                data_to: None,
+                events: rows as u64,
+                rows_train: rows as u64,
+                rows_holdout: 0,
+                label_rate: 0.2,
+                feature_fingerprint: engine.spec().fingerprint(),
+                params: serde_json::Value::Null,
+                driftline_version: "test".into(),
+                seed: None,
+                champion_at_training: None,
+            },
+            tags: Default::default(),
+        },
+        bundle: ModelBundle {
+            format_version: BUNDLE_FORMAT_VERSION,
+            driftline_version: "test".into(),
+            feature_fingerprint: engine.spec().fingerprint(),
+            decision_threshold: 0.5,
+            model: FittedModel::Logistic(fitted),
+            profile,
+        },
+    }
+}
+
+fn state(with_model: bool) -> Arc<AppState> {
+    let config = Config::fraud_default();
+    let state = AppState::new(
+        config.contract.clone(),
+        FeatureEngine::from_config(&config),
+        Arc::new(EmbeddedOnlineStore::default()),
+    );
+    if with_model {
+        state.swap_champion(model(1, &config));
+    }
+    Arc::new(state)
+}
+
+async fn call(state: &Arc<AppState>, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, json)
+}
+
+const QUICKSTART: &str = r#"{"user_id":"user-42","event":{"transaction_amount":83.2,"country":"DE","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}"#;
+const CURL_EXAMPLE: &str = r#"{"user_id":"user-123","event":{"event_id":"01HQA7F9G4G1YJ2R4D8K2J3A5S","user_id":"user-123","transaction_amount":121.4,"country":"US","device":"android","event_ts":"2024-03-01T17:45:00Z","label":0}}"#;
+
+#[tokio::test]
+async fn the_reference_payloads_are_answered_in_the_reference_shape() {
+    let state = state(true);
+    for body in [QUICKSTART, CURL_EXAMPLE] {
+        let (status, json) = call(&state, "POST", "/predict", body).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        for key in [
+            "user_id",
+            "model_version",
+            "score",
+            "decision",
+            "canary_variant",
+            "trace_id",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {json}");
+        }
+        let score = json["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+        assert_eq!(json["model_version"], "1");
+        assert_eq!(json["canary_variant"], "baseline");
+        assert_eq!(json["trace_id"].as_str().unwrap().len(), 32);
+    }
+    let (_, json) = call(&state, "POST", "/predict", CURL_EXAMPLE).await;
+    assert_eq!(json["event_id"], "01HQA7F9G4G1YJ2R4D8K2J3A5S");
+    assert_eq!(json["user_id"], "user-123");
+}
+
+#[tokio::test]
+async fn larger_amounts_score_higher_and_decide_decline() {
+    let state = state(true);
+    let body = |amount: f64| {
+        format!(
+            r#"{{"user_id":"u-1","event":{{"transaction_amount":{amount},"country":"US","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}}}"#
+        )
+    };
+    let (_, low) = call(&state, "POST", "/predict", &body(5.0)).await;
+    let (_, high) = call(&state, "POST", "/predict", &body(990.0)).await;
+    assert!(high["score"].as_f64() > low["score"].as_f64(), "{low} {high}");
+    assert_eq!(low["decision"], "approve");
+    assert_eq!(high["decision"], "decline");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_4xx_with_a_stable_code_and_the_field_path() {
+    let state = state(true);
+    let cases = [
+        (
+            "not json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "malformed_json",
+            None,
+        ),
+        (
+            r#"{"event":{}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "malformed_json",
+            None,
+        ),
+        (
+            r#"{"user_id":"u","event":{"transaction_amount":-1,"country":"US","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("event.transaction_amount"),
+        ),
+        (
+            r#"{"user_id":"u","event":{"user_id":"v","transaction_amount":1,"country":"US","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("event.user_id"),
+        ),
+        (
+            r#"{"user_id":"u","event":{"transaction_amount":1,"country":"XX","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("event.country"),
+        ),
+    ];
+    for (body, status, code, field) in cases {
+        let (got, json) = call(&state, "POST", "/predict", body).await;
+        assert_eq!(
+            (got, json["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {json}"
+        );
+        assert_eq!(json["field"].as_str(), field, "{body}: {json}");
+        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let huge = format!(r#"{{"user_id":"u","event":{{"pad":"{}"}}}}"#, "x".repeat(100_000));
+    let (status, json) = call(&state, "POST", "/predict", &huge).await;
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")),
+        "{json}"
+    );
+    let (_, metrics) = call(&state, "GET", "/metrics", "").await;
+    let text = metrics.as_str().unwrap();
+    assert!(text.contains("driftline_invalid_requests_total 6"), "{text}");
+    assert!(text.contains("serving_app_request_exceptions_total{model_variant=\"baseline\"} 0"));
+}
+
+#[tokio::test]
+async fn without_a_model_predict_and_ready_say_so_and_health_is_fine() {
+    let state = state(false);
+    let (status, json) = call(&state, "POST", "/predict", QUICKSTART).await;
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("no_model"))
+    );
+    let (status, _) = call(&state, "GET", "/ready", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, json) = call(&state, "GET", "/health", "").await;
+    assert_eq!((status, json["status"].as_str()), (StatusCode::OK, Some("ok")));
+}
+
+#[tokio::test]
+async fn a_swapped_champion_answers_the_next_request_and_is_counted() {
+    let state = state(true);
+    let (_, before) = call(&state, "POST", "/predict", QUICKSTART).await;
+    assert_eq!(before["model_version"], "1");
+    assert_eq!(state.swap_champion(model(2, &Config::fraud_default())), Some(1));
+    let (_, after) = call(&state, "POST", "/predict", QUICKSTART).await;
+    assert_eq!(after["model_version"], "2");
+    let (status, ready) = call(&state, "GET", "/ready", "").await;
+    assert_eq!(
+        (status, ready["model_version"].as_u64()),
+        (StatusCode::OK, Some(2))
+    );
+    let (_, metrics) = call(&state, "GET", "/metrics", "").await;
+    let text = metrics.as_str().unwrap();
+    for line in [
+        "serving_app_requests_total{model_variant=\"baseline\"} 2",
+        "driftline_model_version 2",
+        "driftline_model_swaps_total 2",
+        "driftline_online_lookup_seconds_count 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?}:\n{text}");
+    }
+}
