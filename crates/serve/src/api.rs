@@ -35,6 +35,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let limit = state.body_limit;
     Router::new()
         .route("/predict", post(predict))
+        .route("/v1/predict/batch", post(predict_batch))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -82,6 +83,69 @@ async fn predict(
         Err(_) => state.metrics.observe_invalid(),
     }
     result.map(Json)
+}
+
+/// `{"requests": [<predict request>, ...]}`, at most [`MAX_BATCH`] of them.
+#[derive(Deserialize)]
+struct BatchRequest<'a> {
+    #[serde(borrow)]
+    requests: Vec<&'a RawValue>,
+}
+
+/// The largest batch accepted.
+pub const MAX_BATCH: usize = 1000;
+
+/// One answer per request, in order: a prediction or the error that request had.
+#[derive(Serialize)]
+struct BatchResponse {
+    results: Vec<serde_json::Value>,
+}
+
+/// Scores every request of a batch independently: a bad request gets its own error entry
+/// (with its index in the field path) and does not fail the others.
+async fn predict_batch(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let body = body.map_err(|r| body_error(r, state.body_limit))?;
+    let batch: BatchRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    if batch.requests.len() > MAX_BATCH {
+        return Err(ApiError::Invalid(vec![FieldError {
+            field: "requests".into(),
+            reason: format!("{} requests; at most {MAX_BATCH} per batch", batch.requests.len()),
+        }]));
+    }
+    if state.champion.load().is_none() {
+        return Err(ApiError::NoModel);
+    }
+    let mut results = Vec::with_capacity(batch.requests.len());
+    for (i, request) in batch.requests.iter().enumerate() {
+        let started = Instant::now();
+        let result = score(&state, request.get().as_bytes());
+        results.push(match result {
+            Ok(response) => {
+                state
+                    .metrics
+                    .observe_request(Variant::Baseline, started.elapsed());
+                serde_json::to_value(response).expect("responses serialise")
+            }
+            Err(error) => {
+                state.metrics.observe_invalid();
+                batch_error(i, error)
+            }
+        });
+    }
+    Ok(Json(BatchResponse { results }))
+}
+
+fn batch_error(index: usize, error: ApiError) -> serde_json::Value {
+    let (_, code) = error.status_and_code();
+    let field = match &error {
+        ApiError::Invalid(errors) => errors.first().map(|e| format!("requests[{index}].{}", e.field)),
+        _ => Some(format!("requests[{index}]")),
+    };
+    serde_json::json!({"error": {"code": code, "message": error.to_string(), "field": field}})
 }
 
 fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {

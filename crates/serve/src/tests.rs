@@ -268,3 +268,24 @@ async fn a_swapped_champion_answers_the_next_request_and_is_counted() {
         assert!(text.lines().any(|l| l == line), "missing {line:?}:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_batch_answers_each_request_in_order_and_isolates_bad_ones() {
+    let state = state(true);
+    let bad = r#"{"user_id":"u","event":{"transaction_amount":1,"country":"XX","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}"#;
+    let body = format!(r#"{{"requests":[{QUICKSTART},{bad},{CURL_EXAMPLE}]}}"#);
+    let (status, json) = call(&state, "POST", "/v1/predict/batch", &body).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["user_id"], "user-42");
+    assert_eq!(results[1]["error"]["code"], "invalid_input");
+    assert_eq!(results[1]["error"]["field"], "requests[1].event.country");
+    assert_eq!(results[2]["user_id"], "user-123");
+    let too_many = format!(r#"{{"requests":[{}]}}"#, vec!["{}"; 1001].join(","));
+    let (status, json) = call(&state, "POST", "/v1/predict/batch", &too_many).await;
+    assert_eq!(
+        (status, json["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("requests"))
+    );
+}
