@@ -90,6 +90,18 @@ pub struct ServeSettings {
     pub canary_split: f64,
     /// Score every request with the shadow model too. Env `SHADOW_ENABLED`.
     pub shadow_enabled: bool,
+    /// How requests are assigned to the canary: `sticky` (a stable hash of the entity id,
+    /// so a user keeps their variant) or `random` (per request, as the reference stack).
+    pub canary_assignment: CanaryAssignment,
+}
+
+/// How `/predict` picks the canary for a request.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CanaryAssignment {
+    #[default]
+    Sticky,
+    Random,
 }
 
 impl Default for ServeSettings {
@@ -98,6 +110,7 @@ impl Default for ServeSettings {
             addr: "0.0.0.0:8000".into(),
             canary_split: 0.1,
             shadow_enabled: false,
+            canary_assignment: CanaryAssignment::Sticky,
         }
     }
 }

@@ -26,6 +26,7 @@ use driftline_models::model::Model;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::canary;
 use crate::error::ApiError;
 use crate::metrics::Variant;
 use crate::state::AppState;
@@ -40,6 +41,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))
+        .route("/v1/rollout", get(rollout))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -72,17 +74,35 @@ async fn predict(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PredictResponse>, ApiError> {
     let started = Instant::now();
-    let result = body
-        .map_err(|r| body_error(r, state.body_limit))
-        .and_then(|body| score(&state, &body));
-    match &result {
-        Ok(_) => state
-            .metrics
-            .observe_request(Variant::Baseline, started.elapsed()),
-        Err(ApiError::Internal(_)) => state.metrics.observe_exception(Variant::Baseline),
-        Err(_) => state.metrics.observe_invalid(),
+    let outcome = match body {
+        Ok(body) => score(&state, &body),
+        Err(rejection) => Outcome::refused(body_error(rejection, state.body_limit)),
+    };
+    outcome.record(&state, started);
+    outcome.result.map(Json)
+}
+
+/// A scored request, or why not, with the variant that answered (baseline when none did).
+struct Outcome {
+    variant: Variant,
+    result: Result<PredictResponse, ApiError>,
+}
+
+impl Outcome {
+    fn refused(error: ApiError) -> Self {
+        Outcome {
+            variant: Variant::Baseline,
+            result: Err(error),
+        }
     }
-    result.map(Json)
+
+    fn record(&self, state: &AppState, started: Instant) {
+        match &self.result {
+            Ok(_) => state.metrics.observe_request(self.variant, started.elapsed()),
+            Err(ApiError::Internal(_)) => state.metrics.observe_exception(self.variant),
+            Err(_) => state.metrics.observe_invalid(),
+        }
+    }
 }
 
 /// `{"requests": [<predict request>, ...]}`, at most [`MAX_BATCH`] of them.
@@ -122,18 +142,11 @@ async fn predict_batch(
     let mut results = Vec::with_capacity(batch.requests.len());
     for (i, request) in batch.requests.iter().enumerate() {
         let started = Instant::now();
-        let result = score(&state, request.get().as_bytes());
-        results.push(match result {
-            Ok(response) => {
-                state
-                    .metrics
-                    .observe_request(Variant::Baseline, started.elapsed());
-                serde_json::to_value(response).expect("responses serialise")
-            }
-            Err(error) => {
-                state.metrics.observe_invalid();
-                batch_error(i, error)
-            }
+        let outcome = score(&state, request.get().as_bytes());
+        outcome.record(&state, started);
+        results.push(match outcome.result {
+            Ok(response) => serde_json::to_value(response).expect("responses serialise"),
+            Err(error) => batch_error(i, error),
         });
     }
     Ok(Json(BatchResponse { results }))
@@ -156,8 +169,50 @@ fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
-/// Validates the request, computes the entity's vector and scores it with the champion.
-fn score(state: &AppState, body: &[u8]) -> Result<PredictResponse, ApiError> {
+/// Validates the request, picks the variant, computes the entity's vector and scores it.
+fn score(state: &AppState, body: &[u8]) -> Outcome {
+    let event = match parse_event(state, body) {
+        Ok(event) => event,
+        Err(error) => return Outcome::refused(error),
+    };
+    let Some(champion) = state.champion.load_full() else {
+        return Outcome::refused(ApiError::NoModel);
+    };
+    let (variant, model) = match state.challenger.load_full() {
+        Some(challenger)
+            if canary::assign(&event.entity, state.canary_ratio(), state.assignment) == Variant::Canary =>
+        {
+            (Variant::Canary, challenger)
+        }
+        _ => (Variant::Baseline, champion),
+    };
+    let vector = online_vector(state, &event);
+    let score = model.bundle.model.predict_proba_row(&vector.values);
+    let result = if score.is_finite() {
+        Ok(PredictResponse {
+            user_id: event.entity,
+            model_version: model.version.version.to_string(),
+            score,
+            decision: if score >= model.bundle.decision_threshold {
+                "decline"
+            } else {
+                "approve"
+            },
+            canary_variant: variant.name(),
+            trace_id: format!("{:032x}", rand::random::<u128>()),
+            event_id: event.event_id,
+        })
+    } else {
+        Err(ApiError::Internal(format!(
+            "model v{} produced score {score}",
+            model.version.version
+        )))
+    };
+    Outcome { variant, result }
+}
+
+/// The request's event, validated by the contract with the request's user as entity.
+fn parse_event(state: &AppState, body: &[u8]) -> Result<Event, ApiError> {
     let request: PredictRequest =
         serde_json::from_slice(body).map_err(|e| ApiError::Malformed(e.to_string()))?;
     let ctx = ValidateContext {
@@ -166,38 +221,14 @@ fn score(state: &AppState, body: &[u8]) -> Result<PredictResponse, ApiError> {
         path_prefix: "event.",
         ids: IdSource::Random,
     };
-    let event = match state.contract.validate_json(request.event.get().as_bytes(), &ctx) {
-        Ok(Record::Event(event)) => event,
-        Ok(Record::Label(_)) => {
-            return Err(ApiError::Invalid(vec![FieldError {
-                field: "event".into(),
-                reason: "holds only an id and a label: a prediction needs the event's fields".into(),
-            }]));
-        }
-        Err(invalid) => return Err(ApiError::Invalid(invalid.errors)),
-    };
-    let model = state.champion.load_full().ok_or(ApiError::NoModel)?;
-    let vector = online_vector(state, &event);
-    let score = model.bundle.model.predict_proba_row(&vector.values);
-    if !score.is_finite() {
-        return Err(ApiError::Internal(format!(
-            "model v{} produced score {score}",
-            model.version.version
-        )));
+    match state.contract.validate_json(request.event.get().as_bytes(), &ctx) {
+        Ok(Record::Event(event)) => Ok(event),
+        Ok(Record::Label(_)) => Err(ApiError::Invalid(vec![FieldError {
+            field: "event".into(),
+            reason: "holds only an id and a label: a prediction needs the event's fields".into(),
+        }])),
+        Err(invalid) => Err(ApiError::Invalid(invalid.errors)),
     }
-    Ok(PredictResponse {
-        user_id: event.entity,
-        model_version: model.version.version.to_string(),
-        score,
-        decision: if score >= model.bundle.decision_threshold {
-            "decline"
-        } else {
-            "approve"
-        },
-        canary_variant: Variant::Baseline.name(),
-        trace_id: format!("{:032x}", rand::random::<u128>()),
-        event_id: event.event_id,
-    })
 }
 
 /// The entity's vector for `event` from its online state strictly before the event.
@@ -237,6 +268,20 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),
     )
+}
+
+/// The traffic split: champion, challenger, canary ratio and assignment.
+async fn rollout(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let version = |slot: &arc_swap::ArcSwapOption<crate::state::LoadedModel>| {
+        slot.load().as_ref().map(|m| m.version.version)
+    };
+    let challenger = version(&state.challenger);
+    Json(serde_json::json!({
+        "champion": version(&state.champion),
+        "challenger": challenger,
+        "canary_ratio": if challenger.is_some() { state.canary_ratio() } else { 0.0 },
+        "assignment": state.assignment,
+    }))
 }
 
 /// The model serving now, with its card.

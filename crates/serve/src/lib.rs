@@ -1,7 +1,8 @@
 //! driftline-serve: the prediction server.
 //!
 //! - [`api`]: the routes (`/predict`, `/health`, `/ready`, `/metrics`, `/v1/models`).
-//! - [`state`]: what handlers share, the champion behind an atomically swapped pointer.
+//! - [`state`]: what handlers share, the models behind atomically swapped pointers.
+//! - [`canary`]: sticky (entity-hash) or random assignment of requests to the canary.
 //! - [`metrics`]: Prometheus metrics on atomics, with the reference stack's names.
 //! - [`error`]: the API's errors and their one status/code table.
 //! - [`server`]: startup (in-process ingest, registry, hot swap) and the listener.
@@ -10,6 +11,7 @@
 //! contract, feature engine and model code the rest of driftline uses.
 
 pub mod api;
+pub mod canary;
 pub mod error;
 pub mod metrics;
 pub mod server;

@@ -14,7 +14,7 @@ use driftline_core::config::Config;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
 use driftline_features::paths::DataPaths;
-use driftline_registry::{ArtifactStore, Registry, RegistryConfig, RegistryError};
+use driftline_registry::{ArtifactStore, CHALLENGER, CHAMPION, Registry, RegistryConfig, RegistryError};
 use driftline_stream::log::LogReader;
 use driftline_training::pipeline::load_bundle;
 
@@ -50,11 +50,10 @@ pub async fn run(
     let paths = DataPaths::new(&data_dir);
     let engine = FeatureEngine::from_config(&config);
     let ingestor = open_ingest(&config, &paths)?;
-    let state = Arc::new(AppState::new(
-        config.contract.clone(),
-        engine,
-        ingestor.store().clone(),
-    ));
+    let mut state = AppState::new(config.contract.clone(), engine, ingestor.store().clone());
+    state.set_canary_ratio(config.settings.serve.canary_split);
+    state.assignment = config.settings.serve.canary_assignment;
+    let state = Arc::new(state);
     follow_log(ingestor, paths.clone());
     let registry = RegistryConfig::default()
         .build(&data_dir)
@@ -122,41 +121,67 @@ async fn watch_champion(
     }
 }
 
-/// Loads the champion if it differs from the one serving. A champion that cannot be loaded
-/// (corrupt artifact, other feature definitions) is refused and the current one kept.
+/// Loads the champion and the challenger when they differ from the ones serving. A version
+/// that cannot be loaded (corrupt artifact, other feature definitions) is refused and the
+/// current one kept.
 async fn reload_champion(state: &AppState, registry: &dyn Registry, artifacts: &ArtifactStore, name: &str) {
-    let champion = match registry.champion(name).await {
-        Ok(Some(version)) => version,
-        Ok(None) | Err(RegistryError::ModelNotFound { .. }) => return,
+    if let Some(champion) = load_alias(state, registry, artifacts, name, CHAMPION, &state.champion).await {
+        let version = champion.as_ref().map(|m| m.version.version);
+        if let Some(model) = champion {
+            let previous = state.swap_champion(model);
+            tracing::info!(?version, ?previous, "champion loaded");
+        }
+    }
+    if let Some(challenger) =
+        load_alias(state, registry, artifacts, name, CHALLENGER, &state.challenger).await
+    {
+        let version = challenger.as_ref().map(|m| m.version.version);
+        let previous = state.swap_challenger(challenger);
+        tracing::info!(?version, ?previous, "challenger changed");
+    }
+}
+
+/// `Some(new)` when `alias` now names another version than `slot` holds (`Some(None)`
+/// when the alias is gone), `None` when nothing changed or the new version was refused.
+async fn load_alias(
+    state: &AppState,
+    registry: &dyn Registry,
+    artifacts: &ArtifactStore,
+    name: &str,
+    alias: &str,
+    slot: &arc_swap::ArcSwapOption<LoadedModel>,
+) -> Option<Option<LoadedModel>> {
+    let target = match registry.resolve(name, alias).await {
+        Ok(target) => target,
+        Err(RegistryError::ModelNotFound { .. }) => None,
         Err(error) => {
-            tracing::error!(%error, "reading the champion; keeping the current model");
-            return;
+            tracing::error!(%error, alias, "reading the registry; keeping the current model");
+            return None;
         }
     };
-    let serving = state.champion.load().as_ref().map(|m| m.version.version);
-    if serving == Some(champion.version) {
-        return;
+    let serving = slot.load().as_ref().map(|m| m.version.version);
+    if serving == target.as_ref().map(|v| v.version) {
+        return None;
     }
-    let bundle = match load_bundle(&champion, artifacts).await {
+    let Some(version) = target else {
+        return Some(None);
+    };
+    let bundle = match load_bundle(&version, artifacts).await {
         Ok(bundle) => bundle,
         Err(error) => {
-            tracing::error!(version = champion.version, %error, "refusing the new champion; keeping the current model");
-            return;
+            tracing::error!(version = version.version, alias, %error, "refusing the new version; keeping the current one");
+            return None;
         }
     };
     if bundle.feature_fingerprint != state.engine.spec().fingerprint() {
         tracing::error!(
-            version = champion.version,
-            "refusing the new champion: it was trained on other feature definitions than this server computes"
+            version = version.version,
+            alias,
+            "refusing the new version: it was trained on other feature definitions than this server computes"
         );
-        return;
+        return None;
     }
-    let version = champion.version;
-    let previous = state.swap_champion(LoadedModel {
-        version: champion,
-        bundle,
-    });
-    tracing::info!(version, ?previous, "champion loaded");
+    Some(Some(LoadedModel { version, bundle }))
 }
 
 /// The address to listen on: the flag, else `serve.addr`.

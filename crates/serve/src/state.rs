@@ -6,8 +6,10 @@
 //! flight; a request keeps the `Arc` of the model it started with.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
+use driftline_core::config::CanaryAssignment;
 use driftline_core::contract::Contract;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::online::EmbeddedOnlineStore;
@@ -35,6 +37,12 @@ pub struct AppState {
     pub store: Arc<EmbeddedOnlineStore>,
     /// The model answering `/predict`; `None` until a champion exists.
     pub champion: ArcSwapOption<LoadedModel>,
+    /// The model being rolled out, answering the canary share of traffic.
+    pub challenger: ArcSwapOption<LoadedModel>,
+    /// The canary share (f64 bits), 0..=1.
+    canary_ratio: AtomicU64,
+    /// Sticky (by entity hash) or random assignment to the canary.
+    pub assignment: CanaryAssignment,
     /// Prometheus metrics.
     pub metrics: ServeMetrics,
     /// The largest request body accepted, in bytes.
@@ -49,9 +57,34 @@ impl AppState {
             engine,
             store,
             champion: ArcSwapOption::empty(),
+            challenger: ArcSwapOption::empty(),
+            canary_ratio: AtomicU64::new(0f64.to_bits()),
+            assignment: CanaryAssignment::Sticky,
             metrics: ServeMetrics::default(),
             body_limit: 64 * 1024,
         }
+    }
+
+    /// The canary share of traffic.
+    pub fn canary_ratio(&self) -> f64 {
+        f64::from_bits(self.canary_ratio.load(Ordering::Relaxed))
+    }
+
+    /// Sets the canary share, clamped to 0..=1.
+    pub fn set_canary_ratio(&self, ratio: f64) {
+        let ratio = if ratio.is_nan() {
+            0.0
+        } else {
+            ratio.clamp(0.0, 1.0)
+        };
+        self.canary_ratio.store(ratio.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Makes `model` (or nobody) the challenger; returns the version it replaced.
+    pub fn swap_challenger(&self, model: Option<LoadedModel>) -> Option<u32> {
+        self.challenger
+            .swap(model.map(Arc::new))
+            .map(|previous| previous.version.version)
     }
 
     /// Makes `model` the one serving; returns the version it replaced.

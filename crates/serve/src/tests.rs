@@ -289,3 +289,53 @@ async fn a_batch_answers_each_request_in_order_and_isolates_bad_ones() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("requests"))
     );
 }
+
+#[tokio::test]
+async fn a_challenger_answers_its_sticky_share_and_is_counted_as_canary() {
+    let state = state(true);
+    state.swap_challenger(Some(model(2, &Config::fraud_default())));
+    let body = |user: &str| {
+        format!(
+            r#"{{"user_id":"{user}","event":{{"transaction_amount":50,"country":"US","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}}}"#
+        )
+    };
+    // user-00042 sits at 0.489 of the hash range, user-123 at 0.986.
+    state.set_canary_ratio(0.5);
+    for _ in 0..3 {
+        let (_, json) = call(&state, "POST", "/predict", &body("user-00042")).await;
+        assert_eq!(
+            (json["canary_variant"].as_str(), json["model_version"].as_str()),
+            (Some("canary"), Some("2"))
+        );
+        let (_, json) = call(&state, "POST", "/predict", &body("user-123")).await;
+        assert_eq!(
+            (json["canary_variant"].as_str(), json["model_version"].as_str()),
+            (Some("baseline"), Some("1"))
+        );
+    }
+    state.set_canary_ratio(0.0);
+    let (_, json) = call(&state, "POST", "/predict", &body("user-00042")).await;
+    assert_eq!(json["canary_variant"], "baseline");
+    let (_, rollout) = call(&state, "GET", "/v1/rollout", "").await;
+    assert_eq!(
+        (rollout["champion"].as_u64(), rollout["challenger"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let (_, metrics) = call(&state, "GET", "/metrics", "").await;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "serving_app_requests_total{model_variant=\"canary\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == "serving_app_requests_total{model_variant=\"baseline\"} 4"),
+        "{text}"
+    );
+    // Without a challenger nobody is on the canary, whatever the ratio.
+    state.swap_challenger(None);
+    state.set_canary_ratio(1.0);
+    let (_, json) = call(&state, "POST", "/predict", &body("user-00042")).await;
+    assert_eq!(json["canary_variant"], "baseline");
+}

@@ -46,6 +46,8 @@ impl Drop for Server {
 fn start(dir: &Path, port: u16) -> Server {
     let child = driftline(dir)
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        // No canary share: this test follows the champion.
+        .env("CANARY_SPLIT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
