@@ -93,6 +93,9 @@ pub struct ServeSettings {
     /// How requests are assigned to the canary: `sticky` (a stable hash of the entity id,
     /// so a user keeps their variant) or `random` (per request, as the reference stack).
     pub canary_assignment: CanaryAssignment,
+    /// When set, admin endpoints (rollout, aliases, ingest) require
+    /// `Authorization: Bearer <token>`. Env `DRIFTLINE_ADMIN_TOKEN`.
+    pub admin_token: Option<String>,
 }
 
 /// How `/predict` picks the canary for a request.
@@ -111,6 +114,7 @@ impl Default for ServeSettings {
             canary_split: 0.1,
             shadow_enabled: false,
             canary_assignment: CanaryAssignment::Sticky,
+            admin_token: None,
         }
     }
 }
@@ -444,6 +448,10 @@ pub const ENV_VARS: &[(&str, EnvSetter)] = &[
     }),
     ("DRIFT_FAIL_ON_DATASET", |s, v| {
         s.drift.fail_on_dataset = parse_bool(v)?;
+        Ok(())
+    }),
+    ("DRIFTLINE_ADMIN_TOKEN", |s, v| {
+        s.serve.admin_token = Some(non_empty(v)?);
         Ok(())
     }),
     ("MIN_ROC_AUC", |s, v| {

@@ -26,9 +26,12 @@ use driftline_models::model::Model;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use driftline_registry::CHALLENGER;
+
 use crate::canary;
 use crate::error::ApiError;
 use crate::metrics::Variant;
+use crate::models::reload;
 use crate::state::AppState;
 
 /// The routes of the server.
@@ -41,7 +44,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))
-        .route("/v1/rollout", get(rollout))
+        .route("/v1/rollout", get(rollout).post(change_rollout))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -282,6 +285,118 @@ async fn rollout(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         "canary_ratio": if challenger.is_some() { state.canary_ratio() } else { 0.0 },
         "assignment": state.assignment,
     }))
+}
+
+/// An admin action on the rollout.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+enum RolloutAction {
+    /// Make `version` the challenger and (optionally) set the canary share.
+    Start {
+        version: u32,
+        ratio: Option<f64>,
+        reason: Option<String>,
+    },
+    /// Set the canary share (0..=1).
+    SetRatio { ratio: f64 },
+    /// The challenger becomes champion (the old champion stays in the audit log).
+    Promote { reason: Option<String> },
+    /// With a challenger: abort its canary (alias removed, share 0). Without one: the
+    /// champion goes back to the version before its last change.
+    Rollback { reason: Option<String> },
+}
+
+const ADMIN_ACTOR: &str = "driftline serve api";
+
+async fn change_rollout(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let body = body.map_err(|r| body_error(r, state.body_limit))?;
+    let action: RolloutAction =
+        serde_json::from_slice(&body).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let control = state
+        .control
+        .get()
+        .ok_or_else(|| ApiError::Internal("the registry is not open yet".into()))?;
+    let (registry, model) = (control.registry.as_ref(), control.model.as_str());
+    let reason = |given: Option<String>, default: &str| given.unwrap_or_else(|| default.to_string());
+    match action {
+        RolloutAction::Start {
+            version,
+            ratio,
+            reason: why,
+        } => {
+            check_ratio(ratio)?;
+            registry
+                .set_alias(
+                    model,
+                    CHALLENGER,
+                    version,
+                    &reason(why, "rollout started"),
+                    ADMIN_ACTOR,
+                )
+                .await?;
+            if let Some(ratio) = ratio {
+                state.set_canary_ratio(ratio);
+            }
+        }
+        RolloutAction::SetRatio { ratio } => {
+            check_ratio(Some(ratio))?;
+            state.set_canary_ratio(ratio);
+        }
+        RolloutAction::Promote { reason: why } => {
+            registry
+                .promote(model, None, &reason(why, "promoted through the API"), ADMIN_ACTOR)
+                .await?;
+        }
+        RolloutAction::Rollback { reason: why } => {
+            let why = reason(why, "rolled back through the API");
+            if state.challenger.load().is_some() {
+                state.set_canary_ratio(0.0);
+                registry
+                    .remove_alias(model, CHALLENGER, &why, ADMIN_ACTOR)
+                    .await?;
+            } else {
+                registry.rollback(model, &why, ADMIN_ACTOR).await?;
+            }
+        }
+    }
+    reload(&state, control).await;
+    Ok(rollout(State(state)).await)
+}
+
+fn check_ratio(ratio: Option<f64>) -> Result<(), ApiError> {
+    match ratio {
+        Some(r) if !(0.0..=1.0).contains(&r) => Err(ApiError::Invalid(vec![FieldError {
+            field: "ratio".into(),
+            reason: format!("{r} is not between 0 and 1"),
+        }])),
+        _ => Ok(()),
+    }
+}
+
+/// Admin endpoints need `Authorization: Bearer <token>` when a token is configured.
+fn authorize(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &state.admin_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Equality whose time does not depend on where the inputs first differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The model serving now, with its card.

@@ -31,6 +31,13 @@ pub enum ApiError {
     /// A named version or alias does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with the registry's state (a rejected version, nothing to roll
+    /// back, no challenger).
+    #[error("{0}")]
+    Conflict(String),
+    /// An admin endpoint was called without the configured bearer token.
+    #[error("this endpoint needs the admin token: Authorization: Bearer <token>")]
+    Unauthorized,
     /// Something on our side failed; the detail is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -44,6 +51,26 @@ fn describe(errors: &[FieldError]) -> String {
         .join("; ")
 }
 
+impl From<driftline_registry::RegistryError> for ApiError {
+    fn from(error: driftline_registry::RegistryError) -> Self {
+        use driftline_registry::RegistryError as E;
+        match error {
+            E::ModelNotFound { .. } | E::VersionNotFound { .. } | E::AliasNotFound { .. } => {
+                ApiError::NotFound(error.to_string())
+            }
+            E::RejectedVersion { .. }
+            | E::NothingToRollBack { .. }
+            | E::NoChallenger { .. }
+            | E::InvalidName { .. } => ApiError::Conflict(error.to_string()),
+            E::InvalidArtifact { .. }
+            | E::Database { .. }
+            | E::Migration { .. }
+            | E::Corrupt { .. }
+            | E::Io { .. } => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
 impl ApiError {
     /// The HTTP status and stable code of each error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -53,6 +80,8 @@ impl ApiError {
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::NoModel => (StatusCode::SERVICE_UNAVAILABLE, "no_model"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

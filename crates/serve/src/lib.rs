@@ -5,6 +5,7 @@
 //! - [`canary`]: sticky (entity-hash) or random assignment of requests to the canary.
 //! - [`metrics`]: Prometheus metrics on atomics, with the reference stack's names.
 //! - [`error`]: the API's errors and their one status/code table.
+//! - [`models`]: loading the registry's champion and challenger, refusing bad ones.
 //! - [`server`]: startup (in-process ingest, registry, hot swap) and the listener.
 //!
 //! Key decision: HTTP types live only here; every request is answered by the same
@@ -14,6 +15,7 @@ pub mod api;
 pub mod canary;
 pub mod error;
 pub mod metrics;
+pub mod models;
 pub mod server;
 pub mod state;
 

@@ -14,12 +14,12 @@ use driftline_core::config::Config;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
 use driftline_features::paths::DataPaths;
-use driftline_registry::{ArtifactStore, CHALLENGER, CHAMPION, Registry, RegistryConfig, RegistryError};
+use driftline_registry::{ArtifactStore, RegistryConfig};
 use driftline_stream::log::LogReader;
-use driftline_training::pipeline::load_bundle;
 
 use crate::api::app;
-use crate::state::{AppState, LoadedModel};
+use crate::models::{Control, reload, watch_registry};
+use crate::state::AppState;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +53,7 @@ pub async fn run(
     let mut state = AppState::new(config.contract.clone(), engine, ingestor.store().clone());
     state.set_canary_ratio(config.settings.serve.canary_split);
     state.assignment = config.settings.serve.canary_assignment;
+    state.admin_token = config.settings.serve.admin_token.clone();
     let state = Arc::new(state);
     follow_log(ingestor, paths.clone());
     let registry = RegistryConfig::default()
@@ -61,9 +62,14 @@ pub async fn run(
         .map_err(|e| ServeError::Registry(e.to_string()))?;
     let artifacts =
         ArtifactStore::local(&paths.artifacts()).map_err(|e| ServeError::Registry(e.to_string()))?;
-    let name = config.settings.model.name.clone();
-    reload_champion(&state, registry.as_ref(), &artifacts, &name).await;
-    tokio::spawn(watch_champion(state.clone(), registry, artifacts, name));
+    let control = Control {
+        registry,
+        artifacts,
+        model: config.settings.model.name.clone(),
+    };
+    reload(&state, &control).await;
+    tokio::spawn(watch_registry(state.clone(), control.clone()));
+    state.control.set(control).ok();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -106,82 +112,6 @@ fn follow_log(mut ingestor: Ingestor, paths: DataPaths) {
             }
         })
         .expect("spawning the ingest thread");
-}
-
-/// Reloads the champion whenever the registry reports a change.
-async fn watch_champion(
-    state: Arc<AppState>,
-    registry: Arc<dyn Registry>,
-    artifacts: ArtifactStore,
-    name: String,
-) {
-    let mut changes = registry.watch();
-    while changes.changed().await.is_ok() {
-        reload_champion(&state, registry.as_ref(), &artifacts, &name).await;
-    }
-}
-
-/// Loads the champion and the challenger when they differ from the ones serving. A version
-/// that cannot be loaded (corrupt artifact, other feature definitions) is refused and the
-/// current one kept.
-async fn reload_champion(state: &AppState, registry: &dyn Registry, artifacts: &ArtifactStore, name: &str) {
-    if let Some(champion) = load_alias(state, registry, artifacts, name, CHAMPION, &state.champion).await {
-        let version = champion.as_ref().map(|m| m.version.version);
-        if let Some(model) = champion {
-            let previous = state.swap_champion(model);
-            tracing::info!(?version, ?previous, "champion loaded");
-        }
-    }
-    if let Some(challenger) =
-        load_alias(state, registry, artifacts, name, CHALLENGER, &state.challenger).await
-    {
-        let version = challenger.as_ref().map(|m| m.version.version);
-        let previous = state.swap_challenger(challenger);
-        tracing::info!(?version, ?previous, "challenger changed");
-    }
-}
-
-/// `Some(new)` when `alias` now names another version than `slot` holds (`Some(None)`
-/// when the alias is gone), `None` when nothing changed or the new version was refused.
-async fn load_alias(
-    state: &AppState,
-    registry: &dyn Registry,
-    artifacts: &ArtifactStore,
-    name: &str,
-    alias: &str,
-    slot: &arc_swap::ArcSwapOption<LoadedModel>,
-) -> Option<Option<LoadedModel>> {
-    let target = match registry.resolve(name, alias).await {
-        Ok(target) => target,
-        Err(RegistryError::ModelNotFound { .. }) => None,
-        Err(error) => {
-            tracing::error!(%error, alias, "reading the registry; keeping the current model");
-            return None;
-        }
-    };
-    let serving = slot.load().as_ref().map(|m| m.version.version);
-    if serving == target.as_ref().map(|v| v.version) {
-        return None;
-    }
-    let Some(version) = target else {
-        return Some(None);
-    };
-    let bundle = match load_bundle(&version, artifacts).await {
-        Ok(bundle) => bundle,
-        Err(error) => {
-            tracing::error!(version = version.version, alias, %error, "refusing the new version; keeping the current one");
-            return None;
-        }
-    };
-    if bundle.feature_fingerprint != state.engine.spec().fingerprint() {
-        tracing::error!(
-            version = version.version,
-            alias,
-            "refusing the new version: it was trained on other feature definitions than this server computes"
-        );
-        return None;
-    }
-    Some(Some(LoadedModel { version, bundle }))
 }
 
 /// The address to listen on: the flag, else `serve.addr`.

@@ -5,8 +5,8 @@
 //! atomic read (no lock, no await) and a hot swap never blocks or fails a request in
 //! flight; a request keeps the `Arc` of the model it started with.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use driftline_core::config::CanaryAssignment;
@@ -17,6 +17,7 @@ use driftline_registry::ModelVersion;
 use driftline_training::bundle::ModelBundle;
 
 use crate::metrics::ServeMetrics;
+use crate::models::Control;
 
 /// A registered version loaded for serving.
 #[derive(Debug)]
@@ -47,6 +48,10 @@ pub struct AppState {
     pub metrics: ServeMetrics,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// The registry handle admin actions use; unset until the registry is open.
+    pub control: OnceLock<Control>,
+    /// The bearer token admin endpoints require, when set.
+    pub admin_token: Option<String>,
 }
 
 impl AppState {
@@ -62,6 +67,8 @@ impl AppState {
             assignment: CanaryAssignment::Sticky,
             metrics: ServeMetrics::default(),
             body_limit: 64 * 1024,
+            control: OnceLock::new(),
+            admin_token: None,
         }
     }
 

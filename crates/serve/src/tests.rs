@@ -339,3 +339,154 @@ async fn a_challenger_answers_its_sticky_share_and_is_counted_as_canary() {
     let (_, json) = call(&state, "POST", "/predict", &body("user-00042")).await;
     assert_eq!(json["canary_variant"], "baseline");
 }
+
+/// A state wired to a real SQLite registry holding versions 1 and 2, 1 as champion.
+async fn state_with_registry(dir: &std::path::Path) -> Arc<AppState> {
+    use driftline_registry::{ArtifactStore, NewVersion, Registry, SqliteOptions, SqliteRegistry};
+    let config = Config::fraud_default();
+    let registry: Arc<dyn Registry> = Arc::new(
+        SqliteRegistry::open(&dir.join("registry.db"), &SqliteOptions::default())
+            .await
+            .unwrap(),
+    );
+    let artifacts = ArtifactStore::local(&dir.join("artifacts")).unwrap();
+    for version in [1, 2] {
+        let loaded = model(version, &config);
+        let artifact = artifacts.put("fraud", loaded.bundle.to_bytes()).await.unwrap();
+        registry
+            .register(NewVersion {
+                model: "fraud".into(),
+                status: VersionStatus::Registered,
+                artifact,
+                card: loaded.version.card.clone(),
+                lineage: loaded.version.lineage.clone(),
+                tags: Default::default(),
+                reason: "test".into(),
+                actor: "test".into(),
+            })
+            .await
+            .unwrap();
+    }
+    registry
+        .set_alias("fraud", "champion", 1, "test", "test")
+        .await
+        .unwrap();
+    let state = state(false);
+    let control = crate::models::Control {
+        registry,
+        artifacts,
+        model: "fraud".into(),
+    };
+    crate::models::reload(&state, &control).await;
+    state.control.set(control).ok().unwrap();
+    state
+}
+
+#[tokio::test]
+async fn the_rollout_api_starts_promotes_and_rolls_back_through_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_registry(dir.path()).await;
+    let (_, json) = call(&state, "GET", "/v1/rollout", "").await;
+    assert_eq!(
+        (json["champion"].as_u64(), json["challenger"].as_u64()),
+        (Some(1), None)
+    );
+
+    let (status, json) = call(
+        &state,
+        "POST",
+        "/v1/rollout",
+        r#"{"action":"start","version":2,"ratio":0.5}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(
+        (json["challenger"].as_u64(), json["canary_ratio"].as_f64()),
+        (Some(2), Some(0.5))
+    );
+
+    let (status, json) = call(
+        &state,
+        "POST",
+        "/v1/rollout",
+        r#"{"action":"rollback","reason":"p95 too high"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(
+        (json["challenger"].as_u64(), json["canary_ratio"].as_f64()),
+        (None, Some(0.0))
+    );
+
+    call(
+        &state,
+        "POST",
+        "/v1/rollout",
+        r#"{"action":"start","version":2,"ratio":0.2}"#,
+    )
+    .await;
+    let (_, json) = call(&state, "POST", "/v1/rollout", r#"{"action":"promote"}"#).await;
+    assert_eq!(
+        (json["champion"].as_u64(), json["challenger"].as_u64()),
+        (Some(2), None)
+    );
+    let (_, predicted) = call(&state, "POST", "/predict", QUICKSTART).await;
+    assert_eq!(predicted["model_version"], "2");
+
+    // No challenger now: rollback puts the previous champion back.
+    let (_, json) = call(&state, "POST", "/v1/rollout", r#"{"action":"rollback"}"#).await;
+    assert_eq!(json["champion"].as_u64(), Some(1));
+
+    let cases = [
+        (
+            r#"{"action":"start","version":9}"#,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            r#"{"action":"set_ratio","ratio":1.5}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (r#"{"action":"promote"}"#, StatusCode::CONFLICT, "conflict"),
+        (
+            r#"{"action":"launch"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "malformed_json",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (got, json) = call(&state, "POST", "/v1/rollout", body).await;
+        assert_eq!(
+            (got, json["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {json}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn admin_endpoints_need_the_configured_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = Arc::into_inner(state_with_registry(dir.path()).await).unwrap();
+    state.admin_token = Some("s3cret".into());
+    let state = Arc::new(state);
+    let body = r#"{"action":"set_ratio","ratio":0.3}"#;
+    let (status, json) = call(&state, "POST", "/v1/rollout", body).await;
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/rollout")
+        .header("authorization", "Bearer s3cret")
+        .body(Body::from(body))
+        .unwrap();
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(state.canary_ratio(), 0.3);
+    // Reading needs no token.
+    let (status, _) = call(&state, "GET", "/v1/rollout", "").await;
+    assert_eq!(status, StatusCode::OK);
+}
