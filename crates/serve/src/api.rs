@@ -32,6 +32,7 @@ use crate::canary;
 use crate::error::ApiError;
 use crate::metrics::Variant;
 use crate::models::reload;
+use crate::rollout::{self, RolloutPlan};
 use crate::state::AppState;
 
 /// The routes of the server.
@@ -191,6 +192,17 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
     };
     let vector = online_vector(state, &event);
     let score = model.bundle.model.predict_proba_row(&vector.values);
+    if variant == Variant::Canary
+        && let Some(champion) = state.champion.load().as_ref()
+    {
+        // The same vector through the champion: the disagreement the rollout is judged on.
+        let champion_score = champion.bundle.model.predict_proba_row(&vector.values);
+        let decides = |score: f64, threshold: f64| score >= threshold;
+        state.metrics.observe_comparison(
+            decides(score, model.bundle.decision_threshold)
+                != decides(champion_score, champion.bundle.decision_threshold),
+        );
+    }
     let result = if score.is_finite() {
         Ok(PredictResponse {
             user_id: event.entity,
@@ -279,11 +291,13 @@ async fn rollout(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         slot.load().as_ref().map(|m| m.version.version)
     };
     let challenger = version(&state.challenger);
+    let controller = state.rollout.lock().expect("rollout status lock").clone();
     Json(serde_json::json!({
         "champion": version(&state.champion),
         "challenger": challenger,
         "canary_ratio": if challenger.is_some() { state.canary_ratio() } else { 0.0 },
         "assignment": state.assignment,
+        "controller": controller,
     }))
 }
 
@@ -291,10 +305,12 @@ async fn rollout(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 enum RolloutAction {
-    /// Make `version` the challenger and (optionally) set the canary share.
+    /// Make `version` the challenger. With `ratio`, hold that share until told otherwise;
+    /// without, the rollout controller takes it through `plan` (default steps and gates).
     Start {
         version: u32,
         ratio: Option<f64>,
+        plan: Option<RolloutPlan>,
         reason: Option<String>,
     },
     /// Set the canary share (0..=1).
@@ -327,9 +343,17 @@ async fn change_rollout(
         RolloutAction::Start {
             version,
             ratio,
+            plan,
             reason: why,
         } => {
             check_ratio(ratio)?;
+            let plan = plan.unwrap_or_default();
+            plan.check().map_err(|reason| {
+                ApiError::Invalid(vec![FieldError {
+                    field: format!("plan.{}", reason.split(':').next().unwrap_or_default()),
+                    reason,
+                }])
+            })?;
             registry
                 .set_alias(
                     model,
@@ -339,8 +363,12 @@ async fn change_rollout(
                     ADMIN_ACTOR,
                 )
                 .await?;
-            if let Some(ratio) = ratio {
-                state.set_canary_ratio(ratio);
+            reload(&state, control).await;
+            match ratio {
+                Some(ratio) => state.set_canary_ratio(ratio),
+                None => {
+                    tokio::spawn(rollout::run(state.clone(), version, plan));
+                }
             }
         }
         RolloutAction::SetRatio { ratio } => {

@@ -6,6 +6,7 @@
 //! - [`metrics`]: Prometheus metrics on atomics, with the reference stack's names.
 //! - [`error`]: the API's errors and their one status/code table.
 //! - [`models`]: loading the registry's champion and challenger, refusing bad ones.
+//! - [`rollout`]: the metric-gated rollout controller (steps, checks, promote, roll back).
 //! - [`server`]: startup (in-process ingest, registry, hot swap) and the listener.
 //!
 //! Key decision: HTTP types live only here; every request is answered by the same
@@ -16,6 +17,7 @@ pub mod canary;
 pub mod error;
 pub mod metrics;
 pub mod models;
+pub mod rollout;
 pub mod server;
 pub mod state;
 

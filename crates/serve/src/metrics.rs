@@ -69,6 +69,53 @@ struct PerVariant {
     exceptions: AtomicU64,
 }
 
+/// A point-in-time copy of one variant's counters; the difference of two is a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VariantSnapshot {
+    /// Per-bucket (not cumulative) latency counts, [`LATENCY_BUCKETS`] order, then +Inf.
+    pub latency: [u64; LATENCY_BUCKETS.len() + 1],
+    pub requests: u64,
+    pub exceptions: u64,
+    /// Canary requests also scored by the champion, and how many decided differently.
+    pub compared: u64,
+    pub disagreements: u64,
+}
+
+impl VariantSnapshot {
+    /// The counts since `earlier`.
+    pub fn since(&self, earlier: &VariantSnapshot) -> VariantSnapshot {
+        let mut latency = [0; LATENCY_BUCKETS.len() + 1];
+        for (i, slot) in latency.iter_mut().enumerate() {
+            *slot = self.latency[i].saturating_sub(earlier.latency[i]);
+        }
+        VariantSnapshot {
+            latency,
+            requests: self.requests.saturating_sub(earlier.requests),
+            exceptions: self.exceptions.saturating_sub(earlier.exceptions),
+            compared: self.compared.saturating_sub(earlier.compared),
+            disagreements: self.disagreements.saturating_sub(earlier.disagreements),
+        }
+    }
+
+    /// The upper bound of the bucket holding quantile `q` of the latencies (seconds), the
+    /// way Prometheus' `histogram_quantile` bounds it; `None` without requests.
+    pub fn latency_quantile(&self, q: f64) -> Option<f64> {
+        let total: u64 = self.latency.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, count) in self.latency.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY));
+            }
+        }
+        Some(f64::INFINITY)
+    }
+}
+
 /// Every metric the server exports.
 #[derive(Default)]
 pub struct ServeMetrics {
@@ -77,6 +124,13 @@ pub struct ServeMetrics {
     model_version: AtomicU64,
     model_swaps: AtomicU64,
     online_lookup: Histogram,
+    canary_compared: AtomicU64,
+    canary_disagreements: AtomicU64,
+    /// 0 idle, 1 running, 2 promoted, 3 rolled back.
+    rollout_state: AtomicU64,
+    rollout_step: AtomicU64,
+    canary_ratio_bits: AtomicU64,
+    rollbacks: AtomicU64,
 }
 
 impl ServeMetrics {
@@ -85,6 +139,57 @@ impl ServeMetrics {
         let v = &self.variants[variant.index()];
         v.requests.fetch_add(1, Ordering::Relaxed);
         v.latency.observe(elapsed);
+    }
+
+    /// A canary request also scored by the champion: whether their decisions differed.
+    pub fn observe_comparison(&self, disagreed: bool) {
+        self.canary_compared.fetch_add(1, Ordering::Relaxed);
+        if disagreed {
+            self.canary_disagreements.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The rollout's state (0 idle, 1 running, 2 promoted, 3 rolled back) and step.
+    pub fn set_rollout(&self, state: u64, step: u64) {
+        self.rollout_state.store(state, Ordering::Relaxed);
+        self.rollout_step.store(step, Ordering::Relaxed);
+    }
+
+    /// The canary share in effect.
+    pub fn set_ratio(&self, ratio: f64) {
+        self.canary_ratio_bits.store(ratio.to_bits(), Ordering::Relaxed);
+    }
+
+    /// An automatic rollback.
+    pub fn observe_rollback(&self) {
+        self.rollbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current counters of `variant`.
+    pub fn snapshot(&self, variant: Variant) -> VariantSnapshot {
+        let v = &self.variants[variant.index()];
+        let mut latency = [0; LATENCY_BUCKETS.len() + 1];
+        for (slot, bucket) in latency.iter_mut().zip(&v.latency.buckets) {
+            *slot = bucket.load(Ordering::Relaxed);
+        }
+        let count = v.latency.count.load(Ordering::Relaxed);
+        latency[LATENCY_BUCKETS.len()] = count.saturating_sub(latency.iter().sum());
+        let canary = variant == Variant::Canary;
+        VariantSnapshot {
+            latency,
+            requests: v.requests.load(Ordering::Relaxed),
+            exceptions: v.exceptions.load(Ordering::Relaxed),
+            compared: if canary {
+                self.canary_compared.load(Ordering::Relaxed)
+            } else {
+                0
+            },
+            disagreements: if canary {
+                self.canary_disagreements.load(Ordering::Relaxed)
+            } else {
+                0
+            },
+        }
     }
 
     /// A prediction that failed on our side.
@@ -161,6 +266,46 @@ impl ServeMetrics {
             "Models loaded without a restart (the first load included).",
             "counter",
             self.model_swaps.load(Ordering::Relaxed),
+        );
+        for (name, help, kind, value) in [
+            (
+                "driftline_canary_compared_total",
+                "Canary requests also scored by the champion.",
+                "counter",
+                self.canary_compared.load(Ordering::Relaxed),
+            ),
+            (
+                "driftline_canary_disagreements_total",
+                "Canary requests the champion would have decided differently.",
+                "counter",
+                self.canary_disagreements.load(Ordering::Relaxed),
+            ),
+            (
+                "driftline_rollout_state",
+                "Rollout state: 0 idle, 1 running, 2 promoted, 3 rolled back.",
+                "gauge",
+                self.rollout_state.load(Ordering::Relaxed),
+            ),
+            (
+                "driftline_rollout_step",
+                "The rollout step in progress (0-based).",
+                "gauge",
+                self.rollout_step.load(Ordering::Relaxed),
+            ),
+            (
+                "driftline_rollbacks_total",
+                "Automatic rollbacks by the rollout controller.",
+                "counter",
+                self.rollbacks.load(Ordering::Relaxed),
+            ),
+        ] {
+            gauge(&mut out, name, help, kind, value);
+        }
+        let ratio = f64::from_bits(self.canary_ratio_bits.load(Ordering::Relaxed));
+        let _ = write!(
+            out,
+            "# HELP driftline_canary_ratio The share of traffic routed to the challenger.\n\
+             # TYPE driftline_canary_ratio gauge\ndriftline_canary_ratio {ratio}\n"
         );
         out.push_str(
             "# HELP driftline_online_lookup_seconds Online feature lookup: state read and vector computed.\n",

@@ -6,7 +6,7 @@
 //! flight; a request keeps the `Arc` of the model it started with.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use driftline_core::config::CanaryAssignment;
@@ -18,6 +18,7 @@ use driftline_training::bundle::ModelBundle;
 
 use crate::metrics::ServeMetrics;
 use crate::models::Control;
+use crate::rollout::RolloutStatus;
 
 /// A registered version loaded for serving.
 #[derive(Debug)]
@@ -52,6 +53,8 @@ pub struct AppState {
     pub control: OnceLock<Control>,
     /// The bearer token admin endpoints require, when set.
     pub admin_token: Option<String>,
+    /// What the rollout controller is doing.
+    pub rollout: Mutex<RolloutStatus>,
 }
 
 impl AppState {
@@ -69,6 +72,7 @@ impl AppState {
             body_limit: 64 * 1024,
             control: OnceLock::new(),
             admin_token: None,
+            rollout: Mutex::new(RolloutStatus::Idle),
         }
     }
 

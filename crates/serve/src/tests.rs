@@ -22,6 +22,11 @@ use crate::state::{AppState, LoadedModel};
 
 /// A logistic model over the fraud features where a larger amount means fraud.
 fn model(version: u32, config: &Config) -> LoadedModel {
+    model_with(version, config, false)
+}
+
+/// The same, or with the labels inverted (a broken model: small amounts look like fraud).
+fn model_with(version: u32, config: &Config, inverted: bool) -> LoadedModel {
     let engine = FeatureEngine::from_config(config);
     let columns: Vec<String> = engine.spec().names().map(String::from).collect();
     let kinds = ColumnKind::for_spec(engine.spec());
@@ -37,7 +42,7 @@ fn model(version: u32, config: &Config) -> LoadedModel {
                 ColumnKind::Numeric => ((i * 7 + j) % 11) as f64,
             });
         }
-        labels.push(i % 100 >= 80);
+        labels.push((i % 100 >= 80) != inverted);
     }
     let types = kinds
         .iter()
@@ -350,8 +355,9 @@ async fn state_with_registry(dir: &std::path::Path) -> Arc<AppState> {
             .unwrap(),
     );
     let artifacts = ArtifactStore::local(&dir.join("artifacts")).unwrap();
-    for version in [1, 2] {
-        let loaded = model(version, &config);
+    for version in [1, 2, 3] {
+        // Version 3 is broken: trained on inverted labels.
+        let loaded = model_with(version, &config, version == 3);
         let artifact = artifacts.put("fraud", loaded.bundle.to_bytes()).await.unwrap();
         registry
             .register(NewVersion {
@@ -489,4 +495,85 @@ async fn admin_endpoints_need_the_configured_bearer_token() {
     // Reading needs no token.
     let (status, _) = call(&state, "GET", "/v1/rollout", "").await;
     assert_eq!(status, StatusCode::OK);
+}
+
+async fn drive_rollout_until_it_ends(state: &Arc<AppState>, start: &str) -> serde_json::Value {
+    let (status, json) = call(state, "POST", "/v1/rollout", start).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    for round in 0..400 {
+        for user in 0..20 {
+            let amount = (round * 7 + user * 13) % 1000;
+            let body = format!(
+                r#"{{"user_id":"user-{user:03}","event":{{"transaction_amount":{amount},"country":"US","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}}}"#
+            );
+            call(state, "POST", "/predict", &body).await;
+        }
+        let (_, rollout) = call(state, "GET", "/v1/rollout", "").await;
+        if !matches!(rollout["controller"]["state"].as_str(), Some("running")) {
+            return rollout;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the rollout did not end");
+}
+
+const FAST_PLAN: &str =
+    r#""plan":{"steps":[0.5,1.0],"interval_seconds":0.05,"min_requests":20,"failed_checks_to_rollback":2}"#;
+
+#[tokio::test]
+async fn a_challenger_that_disagrees_with_the_champion_is_rolled_back_automatically() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_registry(dir.path()).await;
+    let rollout = drive_rollout_until_it_ends(
+        &state,
+        &format!(r#"{{"action":"start","version":3,{FAST_PLAN}}}"#),
+    )
+    .await;
+    assert_eq!(rollout["controller"]["state"], "rolled_back", "{rollout}");
+    let reason = rollout["controller"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("decisions differ from the champion's"),
+        "{reason}"
+    );
+    assert_eq!(
+        (rollout["champion"].as_u64(), rollout["challenger"].as_u64()),
+        (Some(1), None)
+    );
+    assert_eq!(state.canary_ratio(), 0.0);
+    let control = state.control.get().unwrap();
+    let audit = control.registry.audit(Some("fraud"), 1).await.unwrap();
+    assert_eq!(audit[0].actor, "driftline rollout controller");
+    assert!(
+        audit[0].reason.starts_with("automatic rollback of v3"),
+        "{}",
+        audit[0].reason
+    );
+    let (_, metrics) = call(&state, "GET", "/metrics", "").await;
+    let text = metrics.as_str().unwrap();
+    assert!(text.lines().any(|l| l == "driftline_rollbacks_total 1"), "{text}");
+    assert!(text.lines().any(|l| l == "driftline_rollout_state 3"), "{text}");
+}
+
+#[tokio::test]
+async fn a_challenger_that_passes_every_step_is_promoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_registry(dir.path()).await;
+    let rollout = drive_rollout_until_it_ends(
+        &state,
+        &format!(r#"{{"action":"start","version":2,{FAST_PLAN}}}"#),
+    )
+    .await;
+    assert_eq!(rollout["controller"]["state"], "promoted", "{rollout}");
+    assert_eq!(
+        (rollout["champion"].as_u64(), rollout["challenger"].as_u64()),
+        (Some(2), None)
+    );
+    let (_, predicted) = call(&state, "POST", "/predict", QUICKSTART).await;
+    assert_eq!(
+        (
+            predicted["model_version"].as_str(),
+            predicted["canary_variant"].as_str()
+        ),
+        (Some("2"), Some("baseline"))
+    );
 }

@@ -1,0 +1,309 @@
+//! The rollout controller: moves a challenger through canary steps (5% → 20% → 50% →
+//! 100% by default), judging each step on the canary's own traffic, promoting it when every
+//! step passes and rolling it back when checks keep failing.
+//!
+//! Key decision: the verdict is a pure function of a window of counters (the canary's
+//! requests, errors, latency histogram and its disagreement with the champion since the
+//! step began), so it is tested without clocks or servers; the loop around it only sleeps,
+//! snapshots and acts through the registry, which records every decision with its reason
+//! in the audit log. Disagreement is measured for free: a canary request's vector is
+//! scored by the champion too (no second lookup), and differing decisions are counted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use driftline_registry::CHALLENGER;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{Variant, VariantSnapshot};
+use crate::models::reload;
+use crate::state::AppState;
+
+/// How a rollout proceeds and what it must meet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutPlan {
+    /// Canary shares, ascending, each in (0, 1].
+    pub steps: Vec<f64>,
+    /// Seconds between checks.
+    pub interval_seconds: f64,
+    /// Canary requests a step needs before it is judged.
+    pub min_requests: u64,
+    /// The canary's p95 latency must stay at or under this (seconds).
+    pub max_p95_seconds: f64,
+    /// The canary's error rate must stay at or under this.
+    pub max_error_rate: f64,
+    /// The share of canary requests the champion would have decided differently must stay
+    /// at or under this.
+    pub max_disagreement: f64,
+    /// Consecutive failed checks that roll the challenger back.
+    pub failed_checks_to_rollback: u32,
+}
+
+impl Default for RolloutPlan {
+    fn default() -> Self {
+        RolloutPlan {
+            steps: vec![0.05, 0.2, 0.5, 1.0],
+            interval_seconds: 10.0,
+            min_requests: 200,
+            max_p95_seconds: 0.2,
+            max_error_rate: 0.01,
+            max_disagreement: 0.2,
+            failed_checks_to_rollback: 2,
+        }
+    }
+}
+
+impl RolloutPlan {
+    /// Checks the plan, naming the first field out of range.
+    pub fn check(&self) -> Result<(), String> {
+        if self.steps.is_empty()
+            || self.steps.iter().any(|s| !(*s > 0.0 && *s <= 1.0))
+            || self.steps.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err("steps: needs ascending shares in (0, 1]".into());
+        }
+        if !(self.interval_seconds.is_finite() && self.interval_seconds > 0.0) {
+            return Err("interval_seconds: must be above 0".into());
+        }
+        for (name, value) in [
+            ("max_p95_seconds", self.max_p95_seconds),
+            ("max_error_rate", self.max_error_rate),
+            ("max_disagreement", self.max_disagreement),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("{name}: must be a number >= 0"));
+            }
+        }
+        if self.failed_checks_to_rollback == 0 {
+            return Err("failed_checks_to_rollback: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A check's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Not enough canary requests yet.
+    Wait,
+    /// Every gate held.
+    Pass,
+    /// These gates failed, each with its measured value.
+    Fail(Vec<String>),
+}
+
+/// Judges a step's window of canary counters against the plan.
+pub fn judge(plan: &RolloutPlan, window: &VariantSnapshot) -> Verdict {
+    if window.requests + window.exceptions < plan.min_requests.max(1) {
+        return Verdict::Wait;
+    }
+    let mut failures = Vec::new();
+    let total = (window.requests + window.exceptions) as f64;
+    let error_rate = window.exceptions as f64 / total;
+    if error_rate > plan.max_error_rate {
+        failures.push(format!(
+            "error rate {:.2}% above {:.2}%",
+            100.0 * error_rate,
+            100.0 * plan.max_error_rate
+        ));
+    }
+    if let Some(p95) = window.latency_quantile(0.95)
+        && p95 > plan.max_p95_seconds
+    {
+        failures.push(format!(
+            "p95 latency up to {:.0} ms above {:.0} ms",
+            p95 * 1e3,
+            plan.max_p95_seconds * 1e3
+        ));
+    }
+    if window.compared > 0 {
+        let disagreement = window.disagreements as f64 / window.compared as f64;
+        if disagreement > plan.max_disagreement {
+            failures.push(format!(
+                "decisions differ from the champion's on {:.1}% of requests, above {:.1}%",
+                100.0 * disagreement,
+                100.0 * plan.max_disagreement
+            ));
+        }
+    }
+    if failures.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(failures)
+    }
+}
+
+/// What the controller is doing, as `GET /v1/rollout` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RolloutStatus {
+    /// No controlled rollout.
+    Idle,
+    /// Rolling `version` out, at `step` of the plan.
+    Running {
+        version: u32,
+        step: usize,
+        plan: RolloutPlan,
+    },
+    /// `version` passed every step and is champion.
+    Promoted { version: u32 },
+    /// `version` was rolled back for `reason`.
+    RolledBack { version: u32, reason: String },
+    /// The challenger changed under the controller (a manual action); it stopped.
+    Cancelled { version: u32 },
+}
+
+const ACTOR: &str = "driftline rollout controller";
+
+/// Runs a rollout of the current challenger `version` to its end.
+pub async fn run(state: Arc<AppState>, version: u32, plan: RolloutPlan) {
+    let mut step = 0;
+    let mut failures = 0;
+    let mut start = state.metrics.snapshot(Variant::Canary);
+    enter_step(&state, version, step, &plan);
+    loop {
+        tokio::time::sleep(Duration::from_secs_f64(plan.interval_seconds)).await;
+        if state.challenger.load().as_ref().map(|m| m.version.version) != Some(version) {
+            set_status(&state, RolloutStatus::Cancelled { version }, 0);
+            return;
+        }
+        let window = state.metrics.snapshot(Variant::Canary).since(&start);
+        match judge(&plan, &window) {
+            Verdict::Wait => {}
+            Verdict::Fail(reasons) => {
+                failures += 1;
+                tracing::warn!(version, step, failures, ?reasons, "rollout check failed");
+                if failures >= plan.failed_checks_to_rollback {
+                    roll_back(&state, version, &reasons.join("; ")).await;
+                    return;
+                }
+            }
+            Verdict::Pass if step + 1 == plan.steps.len() => {
+                promote(&state, version, &window).await;
+                return;
+            }
+            Verdict::Pass => {
+                failures = 0;
+                step += 1;
+                start = state.metrics.snapshot(Variant::Canary);
+                enter_step(&state, version, step, &plan);
+            }
+        }
+    }
+}
+
+fn enter_step(state: &AppState, version: u32, step: usize, plan: &RolloutPlan) {
+    state.set_canary_ratio(plan.steps[step]);
+    let status = RolloutStatus::Running {
+        version,
+        step,
+        plan: plan.clone(),
+    };
+    set_status(state, status, 1);
+    state.metrics.set_rollout(1, step as u64);
+    tracing::info!(version, step, ratio = plan.steps[step], "rollout step");
+}
+
+fn set_status(state: &AppState, status: RolloutStatus, code: u64) {
+    state.metrics.set_rollout(code, 0);
+    *state.rollout.lock().expect("rollout status lock") = status;
+}
+
+async fn roll_back(state: &AppState, version: u32, reason: &str) {
+    state.set_canary_ratio(0.0);
+    state.metrics.observe_rollback();
+    let reason = format!("automatic rollback of v{version}: {reason}");
+    tracing::warn!(%reason, "rolling back");
+    if let Some(control) = state.control.get() {
+        if let Err(error) = control
+            .registry
+            .remove_alias(&control.model, CHALLENGER, &reason, ACTOR)
+            .await
+        {
+            tracing::error!(%error, "removing the challenger alias");
+        }
+        reload(state, control).await;
+    } else {
+        state.swap_challenger(None);
+    }
+    set_status(state, RolloutStatus::RolledBack { version, reason }, 3);
+}
+
+async fn promote(state: &AppState, version: u32, window: &VariantSnapshot) {
+    let reason = format!(
+        "passed every rollout step: last step {} canary requests, {} errors",
+        window.requests, window.exceptions
+    );
+    if let Some(control) = state.control.get() {
+        match control
+            .registry
+            .promote(&control.model, Some(version), &reason, ACTOR)
+            .await
+        {
+            Ok(_) => reload(state, control).await,
+            Err(error) => {
+                tracing::error!(%error, "promoting the challenger");
+                return;
+            }
+        }
+    }
+    state.set_canary_ratio(0.0);
+    set_status(state, RolloutStatus::Promoted { version }, 2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(
+        requests: u64,
+        exceptions: u64,
+        slow: u64,
+        compared: u64,
+        disagreements: u64,
+    ) -> VariantSnapshot {
+        let mut latency = [0; crate::metrics::LATENCY_BUCKETS.len() + 1];
+        latency[3] = requests - slow; // <= 1 ms
+        latency[11] = slow; // <= 500 ms
+        VariantSnapshot {
+            latency,
+            requests,
+            exceptions,
+            compared,
+            disagreements,
+        }
+    }
+
+    #[test]
+    fn a_step_waits_for_enough_requests_then_passes_or_names_each_failure() {
+        let plan = RolloutPlan::default();
+        assert_eq!(judge(&plan, &window(50, 0, 0, 50, 0)), Verdict::Wait);
+        assert_eq!(judge(&plan, &window(400, 0, 0, 400, 10)), Verdict::Pass);
+        let Verdict::Fail(reasons) = judge(&plan, &window(400, 20, 40, 400, 200)) else {
+            panic!("should fail");
+        };
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].starts_with("error rate 4.76%"), "{reasons:?}");
+        assert!(
+            reasons[1].contains("p95 latency up to 500 ms above 200 ms"),
+            "{reasons:?}"
+        );
+        assert!(reasons[2].contains("50.0% of requests"), "{reasons:?}");
+    }
+
+    #[test]
+    fn plans_are_checked_naming_the_field() {
+        assert!(RolloutPlan::default().check().is_ok());
+        let bad = RolloutPlan {
+            steps: vec![0.5, 0.2],
+            ..RolloutPlan::default()
+        };
+        assert!(bad.check().unwrap_err().starts_with("steps"));
+        let bad = RolloutPlan {
+            failed_checks_to_rollback: 0,
+            ..RolloutPlan::default()
+        };
+        assert!(bad.check().unwrap_err().starts_with("failed_checks"));
+    }
+}
