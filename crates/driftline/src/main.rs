@@ -61,6 +61,9 @@ enum Command {
     /// Serve predictions over HTTP: ingests the log in-process, loads the registry's
     /// champion and swaps it without a restart when an alias changes.
     Serve(commands::serve::ServeArgs),
+    /// Review what the shadow model did: agreement and score differences.
+    #[command(subcommand)]
+    Shadow(commands::shadow::ShadowCommand),
     /// Print the configuration in effect (defaults < file < environment < flags) as TOML.
     Config,
 }
@@ -92,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(args) => commands::models::run(load()?, args),
         Command::Evaluate(args) => commands::models::evaluate(load()?, args),
         Command::Serve(args) => commands::serve::run(load()?, args),
+        Command::Shadow(command) => commands::shadow::run(load()?, command),
         Command::Config => {
             let config = load()?;
             commands::emit(toml::to_string(&config.settings)?.trim_end())?;

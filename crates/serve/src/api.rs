@@ -33,6 +33,7 @@ use crate::error::ApiError;
 use crate::metrics::Variant;
 use crate::models::reload;
 use crate::rollout::{self, RolloutPlan};
+use crate::shadow::ShadowJob;
 use crate::state::AppState;
 
 /// The routes of the server.
@@ -203,6 +204,16 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
                 != decides(champion_score, champion.bundle.decision_threshold),
         );
     }
+    if score.is_finite() {
+        offer_to_shadow(
+            state,
+            &event.event_id,
+            vector,
+            model.version.version,
+            score >= model.bundle.decision_threshold,
+            score,
+        );
+    }
     let result = if score.is_finite() {
         Ok(PredictResponse {
             user_id: event.entity,
@@ -224,6 +235,30 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
         )))
     };
     Outcome { variant, result }
+}
+
+/// A copy of the prediction for the shadow model, when shadowing is on and one is loaded.
+fn offer_to_shadow(
+    state: &AppState,
+    event_id: &str,
+    vector: FeatureVector,
+    version: u32,
+    decision: bool,
+    score: f64,
+) {
+    if !state.shadow_enabled || state.shadow_model.load().is_none() {
+        return;
+    }
+    if let Some(shadow) = state.shadow.get() {
+        let job = ShadowJob {
+            event_id: event_id.to_string(),
+            vector: vector.values,
+            primary_version: version,
+            primary_score: score,
+            primary_decision: decision,
+        };
+        shadow.offer(job, &state.shadow_metrics);
+    }
 }
 
 /// The request's event, validated by the contract with the request's user as entity.
@@ -279,9 +314,11 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let mut text = state.metrics.render();
+    state.shadow_metrics.render(&mut text);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
+        text,
     )
 }
 

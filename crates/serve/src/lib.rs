@@ -7,6 +7,7 @@
 //! - [`error`]: the API's errors and their one status/code table.
 //! - [`models`]: loading the registry's champion and challenger, refusing bad ones.
 //! - [`rollout`]: the metric-gated rollout controller (steps, checks, promote, roll back).
+//! - [`shadow`]: copies of predictions scored by a shadow model off the response path.
 //! - [`server`]: startup (in-process ingest, registry, hot swap) and the listener.
 //!
 //! Key decision: HTTP types live only here; every request is answered by the same
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod models;
 pub mod rollout;
 pub mod server;
+pub mod shadow;
 pub mod state;
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ use driftline_training::pipeline::load_bundle;
 
 use crate::state::{AppState, LoadedModel};
 
+/// The alias of the model that scores copies of requests, when shadowing is enabled.
+pub const SHADOW: &str = "shadow";
+
 /// What the server needs to change and reload models.
 #[derive(Clone)]
 pub struct Control {
@@ -39,6 +42,11 @@ pub async fn reload(state: &AppState, control: &Control) {
         let version = model.version.version;
         let previous = state.swap_champion(model);
         tracing::info!(version, ?previous, "champion loaded");
+    }
+    if let Some(shadow) = load_alias(state, control, SHADOW, &state.shadow_model).await {
+        let version = shadow.as_ref().map(|m| m.version.version);
+        state.shadow_model.store(shadow.map(Arc::new));
+        tracing::info!(?version, "shadow changed");
     }
     if let Some(challenger) = load_alias(state, control, CHALLENGER, &state.challenger).await {
         let version = challenger.as_ref().map(|m| m.version.version);

@@ -19,6 +19,7 @@ use driftline_stream::log::LogReader;
 
 use crate::api::app;
 use crate::models::{Control, reload, watch_registry};
+use crate::shadow::Shadow;
 use crate::state::AppState;
 
 /// Why the server could not start.
@@ -54,7 +55,10 @@ pub async fn run(
     state.set_canary_ratio(config.settings.serve.canary_split);
     state.assignment = config.settings.serve.canary_assignment;
     state.admin_token = config.settings.serve.admin_token.clone();
+    state.shadow_enabled = config.settings.serve.shadow_enabled;
     let state = Arc::new(state);
+    let shadow = Shadow::start(state.clone(), shadow_log(&data_dir));
+    state.shadow.set(shadow).ok();
     follow_log(ingestor, paths.clone());
     let registry = RegistryConfig::default()
         .build(&data_dir)
@@ -112,6 +116,11 @@ fn follow_log(mut ingestor: Ingestor, paths: DataPaths) {
             }
         })
         .expect("spawning the ingest thread");
+}
+
+/// Where shadow pairs are appended.
+pub fn shadow_log(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("shadow.jsonl")
 }
 
 /// The address to listen on: the flag, else `serve.addr`.

@@ -19,6 +19,7 @@ use driftline_training::bundle::ModelBundle;
 use crate::metrics::ServeMetrics;
 use crate::models::Control;
 use crate::rollout::RolloutStatus;
+use crate::shadow::{Shadow, ShadowMetrics};
 
 /// A registered version loaded for serving.
 #[derive(Debug)]
@@ -55,6 +56,14 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// What the rollout controller is doing.
     pub rollout: Mutex<RolloutStatus>,
+    /// The model scoring copies of requests off the response path (alias `shadow`).
+    pub shadow_model: ArcSwapOption<LoadedModel>,
+    /// Whether copies are sent to the shadow (`serve.shadow_enabled`, `SHADOW_ENABLED`).
+    pub shadow_enabled: bool,
+    /// The shadow queue, once started.
+    pub shadow: OnceLock<Shadow>,
+    /// Counters of the shadow path.
+    pub shadow_metrics: ShadowMetrics,
 }
 
 impl AppState {
@@ -73,6 +82,10 @@ impl AppState {
             control: OnceLock::new(),
             admin_token: None,
             rollout: Mutex::new(RolloutStatus::Idle),
+            shadow_model: ArcSwapOption::empty(),
+            shadow_enabled: false,
+            shadow: OnceLock::new(),
+            shadow_metrics: ShadowMetrics::default(),
         }
     }
 

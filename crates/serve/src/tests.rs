@@ -577,3 +577,73 @@ async fn a_challenger_that_passes_every_step_is_promoted() {
         (Some("2"), Some("baseline"))
     );
 }
+
+#[tokio::test]
+async fn a_shadow_scores_copies_off_the_response_path_and_logs_every_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_registry(dir.path()).await;
+    let control = state.control.get().unwrap().clone();
+    control
+        .registry
+        .set_alias("fraud", "shadow", 3, "shadow the broken one", "test")
+        .await
+        .unwrap();
+    let mut state = Arc::into_inner(state).unwrap();
+    state.shadow_enabled = true;
+    let state = Arc::new(state);
+    crate::models::reload(&state, &control).await;
+    let log = dir.path().join("shadow.jsonl");
+    state
+        .shadow
+        .set(crate::shadow::Shadow::start(state.clone(), log.clone()))
+        .ok()
+        .unwrap();
+    for i in 0..50 {
+        let body = format!(
+            r#"{{"user_id":"user-{i}","event":{{"transaction_amount":{},"country":"US","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}}}"#,
+            i * 20
+        );
+        let (status, json) = call(&state, "POST", "/predict", &body).await;
+        assert_eq!(
+            (status, json["model_version"].as_str()),
+            (StatusCode::OK, Some("1")),
+            "the primary answers"
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while state
+        .shadow_metrics
+        .scored
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 50
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shadow did not score every copy"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (_, metrics) = call(&state, "GET", "/metrics", "").await;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.lines().any(|l| l == "driftline_shadow_scored_total 50"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l == "driftline_shadow_dropped_total 0"),
+        "{text}"
+    );
+    // Flushed once the queue is empty.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let report = loop {
+        let report = crate::shadow::report(&log).unwrap();
+        if report.comparisons.first().is_some_and(|c| c.pairs == 50) || std::time::Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let c = &report.comparisons[0];
+    assert_eq!((c.primary_version, c.shadow_version, c.pairs), (1, 3, 50));
+    assert!(c.agreement_rate < 0.9, "an inverted model disagrees often: {c:?}");
+    assert!(c.max_abs_score_difference > 0.5, "{c:?}");
+}

@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod models;
 pub mod registry;
 pub mod serve;
+pub mod shadow;
 pub mod train;
 
 use indicatif::{ProgressBar, ProgressStyle};

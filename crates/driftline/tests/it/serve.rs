@@ -46,8 +46,9 @@ impl Drop for Server {
 fn start(dir: &Path, port: u16) -> Server {
     let child = driftline(dir)
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        // No canary share: this test follows the champion.
+        // No canary share: this test follows the champion; the shadow scores copies.
         .env("CANARY_SPLIT", "0")
+        .env("SHADOW_ENABLED", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -92,6 +93,7 @@ fn serve_predicts_and_swaps_the_champion_set_from_another_process() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    run(dir, &["models", "alias", "set", "shadow", "2"]);
     let port = free_port();
     let _server = start(dir, port);
     assert_eq!(model_version(port, QUICKSTART), "1");
@@ -104,6 +106,22 @@ fn serve_predicts_and_swaps_the_champion_set_from_another_process() {
     .unwrap();
     assert_eq!(status, 422, "{text}");
     assert!(text.contains("\"code\":\"invalid_input\""), "{text}");
+
+    // Every prediction so far was also scored by the shadow (v2), off the response path.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let shadowed = loop {
+        let report = driftline(dir)
+            .args(["shadow", "report", "--json"])
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap_or_default();
+        let pairs = json["comparisons"][0]["pairs"].as_u64().unwrap_or(0);
+        if pairs >= 1 || Instant::now() > deadline {
+            break json;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(shadowed["comparisons"][0]["shadow_version"], 2, "{shadowed}");
 
     run(dir, &["models", "promote", "--reason", "e2e"]);
     let deadline = Instant::now() + Duration::from_secs(5);
