@@ -47,6 +47,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))
         .route("/v1/rollout", get(rollout).post(change_rollout))
+        .route("/v1/audit", get(audit))
+        .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -462,6 +464,42 @@ fn authorize(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), Ap
 /// Equality whose time does not depend on where the inputs first differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+/// The registry's audit log of the model served, newest first.
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    query: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let query = query.map_err(|e| ApiError::Malformed(e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Invalid(vec![FieldError {
+            field: "limit".into(),
+            reason: format!("{limit} is not between 1 and 1000"),
+        }]));
+    }
+    let control = state
+        .control
+        .get()
+        .ok_or_else(|| ApiError::Internal("the registry is not open yet".into()))?;
+    let entries = match control.registry.audit(Some(&control.model), limit).await {
+        Err(driftline_registry::RegistryError::ModelNotFound { .. }) => Vec::new(),
+        other => other?,
+    };
+    Ok(Json(
+        serde_json::to_value(entries).expect("audit entries serialise"),
+    ))
 }
 
 /// The model serving now, with its card.

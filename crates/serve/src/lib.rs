@@ -8,6 +8,7 @@
 //! - [`models`]: loading the registry's champion and challenger, refusing bad ones.
 //! - [`rollout`]: the metric-gated rollout controller (steps, checks, promote, roll back).
 //! - [`shadow`]: copies of predictions scored by a shadow model off the response path.
+//! - [`openapi`]: the OpenAPI document, checked against the routes.
 //! - [`server`]: startup (in-process ingest, registry, hot swap) and the listener.
 //!
 //! Key decision: HTTP types live only here; every request is answered by the same
@@ -18,6 +19,7 @@ pub mod canary;
 pub mod error;
 pub mod metrics;
 pub mod models;
+pub mod openapi;
 pub mod rollout;
 pub mod server;
 pub mod shadow;

@@ -647,3 +647,65 @@ async fn a_shadow_scores_copies_off_the_response_path_and_logs_every_pair() {
     assert!(c.agreement_rate < 0.9, "an inverted model disagrees often: {c:?}");
     assert!(c.max_abs_score_difference > 0.5, "{c:?}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_routes_and_every_route_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_registry(dir.path()).await;
+    let (status, doc) = call(&state, "GET", "/openapi.json", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    documented.sort();
+    let mut routes: Vec<(String, String)> = crate::openapi::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    routes.sort();
+    assert_eq!(documented, routes);
+    for (method, path) in crate::openapi::ROUTES {
+        let (status, json) = call(&state, &method.to_uppercase(), path, "{}").await;
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {status} {json}"
+        );
+    }
+    // Every documented error code is one the server can produce, and the example is valid.
+    let codes = doc["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(codes, 8);
+    let example =
+        doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["example"].to_string();
+    let (status, _) = call(&state, "POST", "/predict", &example).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_audit_log_is_served_newest_first_with_a_checked_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_registry(dir.path()).await;
+    let (status, json) = call(&state, "GET", "/v1/audit?limit=2", "").await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let entries = json.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["action"], "alias_set");
+    let (status, json) = call(&state, "GET", "/v1/audit?limit=0", "").await;
+    assert_eq!(
+        (status, json["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("limit"))
+    );
+    let (status, _) = call(&state, "GET", "/v1/audit?limit=abc", "").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
