@@ -133,6 +133,33 @@ fn serve_predicts_and_swaps_the_champion_set_from_another_process() {
     assert_eq!(seen, "2", "the promoted champion was not picked up");
     let (_, metrics) = http(port, "GET", "/metrics", "").unwrap();
     assert!(metrics.contains("driftline_model_version 2"), "{metrics}");
+
+    // Roll v1 out again under a latency gate no request can meet: the controller must roll
+    // it back by itself after two failed checks, and say why in the audit log.
+    let start = r#"{"action":"start","version":1,"plan":{"steps":[0.5,1.0],"interval_seconds":0.2,"min_requests":10,"max_p95_seconds":0.00005,"failed_checks_to_rollback":2}}"#;
+    let (status, text) = http(port, "POST", "/v1/rollout", start).unwrap();
+    assert_eq!(status, 200, "{text}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rollout = loop {
+        for user in 0..40 {
+            let body = format!(
+                r#"{{"user_id":"user-{user:05}","event":{{"transaction_amount":50,"country":"US","device":"web","event_ts":"2024-03-01T12:00:00Z"}}}}"#
+            );
+            http(port, "POST", "/predict", &body);
+        }
+        let (_, text) = http(port, "GET", "/v1/rollout", "").unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if json["controller"]["state"] != "running" || Instant::now() > deadline {
+            break json;
+        }
+    };
+    assert_eq!(rollout["controller"]["state"], "rolled_back", "{rollout}");
+    assert_eq!(
+        (rollout["champion"].as_u64(), rollout["challenger"].as_u64()),
+        (Some(2), None)
+    );
+    let audit = String::from_utf8(run(dir, &["models", "audit", "--limit", "1"]).stdout).unwrap();
+    assert!(audit.contains("automatic rollback of v1: p95 latency"), "{audit}");
     assert!(
         metrics
             .contains("serving_app_request_latency_seconds_bucket{model_variant=\"baseline\",le=\"0.001\"}")
