@@ -30,6 +30,7 @@ use driftline_registry::CHALLENGER;
 
 use crate::canary;
 use crate::error::ApiError;
+use crate::ingest::{Appended, Kind, MAX_RECORDS};
 use crate::metrics::Variant;
 use crate::models::reload;
 use crate::rollout::{self, RolloutPlan};
@@ -48,6 +49,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/rollout", get(rollout).post(change_rollout))
         .route("/v1/audit", get(audit))
+        .route(
+            "/v1/events",
+            post(ingest_events).layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT)),
+        )
+        .route(
+            "/v1/feedback",
+            post(ingest_feedback).layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT)),
+        )
         .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -464,6 +473,69 @@ fn authorize(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), Ap
 /// Equality whose time does not depend on where the inputs first differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The largest ingest request body (a batch of events), in bytes.
+pub const INGEST_BODY_LIMIT: usize = 16 << 20;
+
+async fn ingest_events(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Appended>), ApiError> {
+    ingest(state, &headers, body, Kind::Events).await
+}
+
+async fn ingest_feedback(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Appended>), ApiError> {
+    ingest(state, &headers, body, Kind::Labels).await
+}
+
+/// One record, or `{"events": [...]}` / `{"labels": [...]}`, validated and appended to the
+/// event log (202 once durable).
+async fn ingest(
+    state: Arc<AppState>,
+    headers: &axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    kind: Kind,
+) -> Result<(StatusCode, Json<Appended>), ApiError> {
+    authorize(&state, headers)?;
+    let body = body.map_err(|r| body_error(r, INGEST_BODY_LIMIT))?;
+    let shared = state.clone();
+    let appended = tokio::task::spawn_blocking(move || {
+        let state = shared;
+        let sink = state
+            .log
+            .get()
+            .ok_or_else(|| ApiError::Internal("no event log is open".into()))?;
+        let records = records_of(&body, kind)?;
+        sink.append(&state.contract, &records, kind)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("ingest task: {e}")))??;
+    state.metrics.observe_ingested(appended.accepted as u64);
+    Ok((StatusCode::ACCEPTED, Json(appended)))
+}
+
+/// The records of an ingest body: the `events`/`labels` array, or the body as one record.
+fn records_of(body: &[u8], kind: Kind) -> Result<Vec<&RawValue>, ApiError> {
+    let object: std::collections::BTreeMap<String, &RawValue> =
+        serde_json::from_slice(body).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let records = match object.get(kind.field()) {
+        Some(list) if object.len() == 1 => serde_json::from_str::<Vec<&RawValue>>(list.get())
+            .map_err(|e| ApiError::Malformed(format!("{}: {e}", kind.field())))?,
+        _ => vec![serde_json::from_slice::<&RawValue>(body).map_err(|e| ApiError::Malformed(e.to_string()))?],
+    };
+    if records.is_empty() || records.len() > MAX_RECORDS {
+        return Err(ApiError::Invalid(vec![FieldError {
+            field: kind.field().into(),
+            reason: format!("{} records; send 1 to {MAX_RECORDS}", records.len()),
+        }]));
+    }
+    Ok(records)
 }
 
 async fn openapi() -> Json<serde_json::Value> {

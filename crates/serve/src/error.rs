@@ -35,6 +35,9 @@ pub enum ApiError {
     /// back, no challenger).
     #[error("{0}")]
     Conflict(String),
+    /// A resource is held by someone else for now (the event log's writer lock).
+    #[error("{0}")]
+    Busy(String),
     /// An admin endpoint was called without the configured bearer token.
     #[error("this endpoint needs the admin token: Authorization: Bearer <token>")]
     Unauthorized,
@@ -82,6 +85,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

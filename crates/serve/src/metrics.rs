@@ -124,6 +124,7 @@ pub struct ServeMetrics {
     model_version: AtomicU64,
     model_swaps: AtomicU64,
     online_lookup: Histogram,
+    ingested: AtomicU64,
     canary_compared: AtomicU64,
     canary_disagreements: AtomicU64,
     /// 0 idle, 1 running, 2 promoted, 3 rolled back.
@@ -139,6 +140,11 @@ impl ServeMetrics {
         let v = &self.variants[variant.index()];
         v.requests.fetch_add(1, Ordering::Relaxed);
         v.latency.observe(elapsed);
+    }
+
+    /// Records accepted by HTTP ingest.
+    pub fn observe_ingested(&self, records: u64) {
+        self.ingested.fetch_add(records, Ordering::Relaxed);
     }
 
     /// A canary request also scored by the champion: whether their decisions differed.
@@ -268,6 +274,12 @@ impl ServeMetrics {
             self.model_swaps.load(Ordering::Relaxed),
         );
         for (name, help, kind, value) in [
+            (
+                "driftline_http_ingested_records_total",
+                "Events and labels accepted by POST /v1/events and /v1/feedback.",
+                "counter",
+                self.ingested.load(Ordering::Relaxed),
+            ),
             (
                 "driftline_canary_compared_total",
                 "Canary requests also scored by the champion.",

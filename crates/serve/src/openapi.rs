@@ -7,7 +7,9 @@
 use serde_json::{Value, json};
 
 /// Every (method, path) the router serves.
-pub const ROUTES: [(&str, &str); 10] = [
+pub const ROUTES: [(&str, &str); 12] = [
+    ("post", "/v1/events"),
+    ("post", "/v1/feedback"),
     ("post", "/predict"),
     ("post", "/v1/predict/batch"),
     ("get", "/health"),
@@ -81,6 +83,25 @@ pub fn document() -> Value {
                 "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}}],
                 "responses": {"200": json_response("Audit entries.", json!({"type": "array"})),
                               "422": error_response("A limit out of range.")}}},
+            "/v1/events": {"post": {
+                "summary": "Append events to the event log (admin): one event, or {\"events\": [...]} (up to 10,000).",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {
+                    "202": json_response("Durably appended; ingest applies them.", json!({"$ref": "#/components/schemas/Appended"})),
+                    "401": error_response("The admin token is configured and was not given."),
+                    "413": error_response("The body is larger than 16 MiB."),
+                    "422": error_response("A record is invalid; nothing was appended. Each bad field is named with its index."),
+                    "503": error_response("Another producer holds the event log.")}}},
+            "/v1/feedback": {"post": {
+                "summary": "Append delayed labels (admin): {\"event_id\", \"label\"}, or {\"labels\": [...]}.",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {
+                    "202": json_response("Durably appended.", json!({"$ref": "#/components/schemas/Appended"})),
+                    "401": error_response("The admin token is configured and was not given."),
+                    "422": error_response("A label is invalid; nothing was appended."),
+                    "503": error_response("Another producer holds the event log.")}}},
             "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": json_response("OpenAPI 3.1.", json!({"type": "object"}))}}}
         },
         "components": {
@@ -106,10 +127,12 @@ pub fn document() -> Value {
                         "trace_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
                         "event_id": {"type": "string"}}},
                 "Error": {"type": "object", "required": ["code", "message"], "properties": {
-                    "code": {"type": "string", "enum": ["malformed_json", "invalid_input", "body_too_large", "no_model", "not_found", "conflict", "unauthorized", "internal"]},
+                    "code": {"type": "string", "enum": ["malformed_json", "invalid_input", "body_too_large", "no_model", "not_found", "conflict", "unauthorized", "busy", "internal"]},
                     "message": {"type": "string"},
                     "field": {"type": ["string", "null"]},
                     "errors": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}}}}},
+                "Appended": {"type": "object", "required": ["accepted", "first_offset"], "properties": {
+                    "accepted": {"type": "integer"}, "first_offset": {"type": "integer"}}},
                 "Rollout": {"type": "object", "properties": {
                     "champion": {"type": ["integer", "null"]}, "challenger": {"type": ["integer", "null"]},
                     "canary_ratio": {"type": "number"}, "assignment": {"type": "string", "enum": ["sticky", "random"]},

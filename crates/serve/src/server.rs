@@ -15,9 +15,10 @@ use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
 use driftline_features::paths::DataPaths;
 use driftline_registry::{ArtifactStore, RegistryConfig};
-use driftline_stream::log::LogReader;
+use driftline_stream::log::{FsyncPolicy, LogConfig, LogReader};
 
 use crate::api::app;
+use crate::ingest::LogSink;
 use crate::models::{Control, reload, watch_registry};
 use crate::shadow::Shadow;
 use crate::state::AppState;
@@ -59,6 +60,7 @@ pub async fn run(
     let state = Arc::new(state);
     let shadow = Shadow::start(state.clone(), shadow_log(&data_dir));
     state.shadow.set(shadow).ok();
+    state.log.set(LogSink::new(paths.log(), log_config(&config))).ok();
     follow_log(ingestor, paths.clone());
     let registry = RegistryConfig::default()
         .build(&data_dir)
@@ -116,6 +118,18 @@ fn follow_log(mut ingestor: Ingestor, paths: DataPaths) {
             }
         })
         .expect("spawning the ingest thread");
+}
+
+/// The event log's settings from `[log]`.
+fn log_config(config: &Config) -> LogConfig {
+    LogConfig {
+        segment_bytes: config.settings.log.segment_bytes,
+        fsync: if config.settings.log.fsync {
+            FsyncPolicy::EveryFlush
+        } else {
+            FsyncPolicy::Never
+        },
+    }
 }
 
 /// Where shadow pairs are appended.

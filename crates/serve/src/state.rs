@@ -16,6 +16,7 @@ use driftline_features::online::EmbeddedOnlineStore;
 use driftline_registry::ModelVersion;
 use driftline_training::bundle::ModelBundle;
 
+use crate::ingest::LogSink;
 use crate::metrics::ServeMetrics;
 use crate::models::Control;
 use crate::rollout::RolloutStatus;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub shadow: OnceLock<Shadow>,
     /// Counters of the shadow path.
     pub shadow_metrics: ShadowMetrics,
+    /// The event log HTTP ingest appends to, once open.
+    pub log: OnceLock<LogSink>,
 }
 
 impl AppState {
@@ -86,6 +89,7 @@ impl AppState {
             shadow_enabled: false,
             shadow: OnceLock::new(),
             shadow_metrics: ShadowMetrics::default(),
+            log: OnceLock::new(),
         }
     }
 

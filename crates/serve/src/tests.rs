@@ -385,6 +385,8 @@ async fn state_with_registry(dir: &std::path::Path) -> Arc<AppState> {
     };
     crate::models::reload(&state, &control).await;
     state.control.set(control).ok().unwrap();
+    let sink = crate::ingest::LogSink::new(dir.join("log"), driftline_stream::log::LogConfig::default());
+    state.log.set(sink).ok().unwrap();
     state
 }
 
@@ -685,7 +687,7 @@ async fn the_openapi_document_lists_exactly_the_routes_and_every_route_answers()
         .as_array()
         .unwrap()
         .len();
-    assert_eq!(codes, 8);
+    assert_eq!(codes, 9);
     let example =
         doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["example"].to_string();
     let (status, _) = call(&state, "POST", "/predict", &example).await;
@@ -708,4 +710,114 @@ async fn the_audit_log_is_served_newest_first_with_a_checked_limit() {
     );
     let (status, _) = call(&state, "GET", "/v1/audit?limit=abc", "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+fn log_records(dir: &std::path::Path) -> Vec<String> {
+    let Ok(mut reader) = driftline_stream::log::LogReader::open(&dir.join("log")) else {
+        return Vec::new();
+    };
+    let mut batch = driftline_stream::log::RecordBatch::new();
+    let mut out = Vec::new();
+    while reader.read_into(100, &mut batch).unwrap() > 0 {
+        out.extend(
+            batch
+                .iter()
+                .map(|r| String::from_utf8(r.payload.to_vec()).unwrap()),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn http_ingest_appends_valid_events_and_labels_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_registry(dir.path()).await;
+    let event = |id: &str, amount: f64| {
+        format!(
+            r#"{{"event_id":"{id}","user_id":"user-7","transaction_amount":{amount},"country":"US","device":"web","event_ts":"2024-03-01T12:00:00Z"}}"#
+        )
+    };
+    let (status, json) = call(&state, "POST", "/v1/events", &event("evt-0000000001", 10.0)).await;
+    assert_eq!(
+        (status, json["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(1)),
+        "{json}"
+    );
+    let batch = format!(
+        r#"{{"events":[{},{}]}}"#,
+        event("evt-0000000002", 20.0),
+        event("evt-0000000003", 30.0)
+    );
+    let (status, json) = call(&state, "POST", "/v1/events", &batch).await;
+    assert_eq!(
+        (status, json["first_offset"].as_u64()),
+        (StatusCode::ACCEPTED, Some(1)),
+        "{json}"
+    );
+
+    // One bad record refuses the whole batch, naming it by index.
+    let bad = format!(
+        r#"{{"events":[{},{}]}}"#,
+        event("evt-0000000004", 40.0),
+        event("evt-0000000005", -1.0)
+    );
+    let (status, json) = call(&state, "POST", "/v1/events", &bad).await;
+    assert_eq!(
+        (status, json["field"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("events[1].transaction_amount")
+        ),
+        "{json}"
+    );
+    let (status, json) = call(
+        &state,
+        "POST",
+        "/v1/events",
+        r#"{"event_id":"evt-0000000001","label":1}"#,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a label is not an event: {json}"
+    );
+
+    let (status, _) = call(
+        &state,
+        "POST",
+        "/v1/feedback",
+        r#"{"labels":[{"event_id":"evt-0000000001","label":1}]}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, json) = call(
+        &state,
+        "POST",
+        "/v1/feedback",
+        r#"{"event_id":"evt-0000000002","label":7}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, json["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("label")),
+        "{json}"
+    );
+
+    let records = log_records(dir.path());
+    assert_eq!(records.len(), 4, "{records:?}");
+    assert_eq!(
+        records[0],
+        event("evt-0000000001", 10.0),
+        "the bytes received, as received"
+    );
+    assert_eq!(records[3], r#"{"event_id":"evt-0000000001","label":1}"#);
+    let (_, metrics) = call(&state, "GET", "/metrics", "").await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .lines()
+            .any(|l| l == "driftline_http_ingested_records_total 4")
+    );
 }
