@@ -225,6 +225,14 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
             score,
         );
     }
+    if score.is_finite() && state.challenger.load().is_some() {
+        // A rollout is on: remember the prediction so delayed labels can judge its quality.
+        state
+            .feedback
+            .lock()
+            .expect("feedback lock")
+            .remember(&event.event_id, variant, score);
+    }
     let result = if score.is_finite() {
         Ok(PredictResponse {
             user_id: event.entity,
@@ -517,6 +525,13 @@ async fn ingest(
     .await
     .map_err(|e| ApiError::Internal(format!("ingest task: {e}")))??;
     state.metrics.observe_ingested(appended.accepted as u64);
+    if !appended.labels.is_empty() {
+        state
+            .feedback
+            .lock()
+            .expect("feedback lock")
+            .join(&appended.labels);
+    }
     Ok((StatusCode::ACCEPTED, Json(appended)))
 }
 

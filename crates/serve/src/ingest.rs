@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use driftline_core::contract::{Contract, IdSource, ValidateContext};
-use driftline_core::event::{FieldError, Record};
+use driftline_core::event::{FieldError, LabelUpdate, Record};
 use driftline_core::time::Timestamp;
 use driftline_stream::log::{LogConfig, LogError, LogWriter};
 use serde::Serialize;
@@ -36,6 +36,9 @@ pub struct Appended {
     pub accepted: usize,
     /// The log offset of the first record appended.
     pub first_offset: u64,
+    /// The delayed labels among them (for joining with recent predictions).
+    #[serde(skip)]
+    pub labels: Vec<LabelUpdate>,
 }
 
 /// Which records an endpoint takes.
@@ -64,7 +67,7 @@ impl LogSink {
         records: &[&RawValue],
         kind: Kind,
     ) -> Result<Appended, ApiError> {
-        validate(contract, records, kind)?;
+        let labels = validate(contract, records, kind)?;
         let mut guard = self.writer.lock().expect("log writer lock");
         if guard.is_none() {
             *guard = Some(LogWriter::open(&self.dir, self.config).map_err(open_error)?);
@@ -83,6 +86,7 @@ impl LogSink {
         Ok(Appended {
             accepted: records.len(),
             first_offset,
+            labels,
         })
     }
 }
@@ -97,8 +101,9 @@ fn open_error(error: LogError) -> ApiError {
 }
 
 /// Every record must be of `kind` and valid; all errors are reported, paths prefixed with
-/// the record's index when there are several.
-fn validate(contract: &Contract, records: &[&RawValue], kind: Kind) -> Result<(), ApiError> {
+/// the record's index when there are several. Returns the labels among them.
+fn validate(contract: &Contract, records: &[&RawValue], kind: Kind) -> Result<Vec<LabelUpdate>, ApiError> {
+    let mut labels = Vec::new();
     let now = Timestamp(chrono::Utc::now().timestamp_micros());
     let mut errors = Vec::new();
     for (i, record) in records.iter().enumerate() {
@@ -115,7 +120,8 @@ fn validate(contract: &Contract, records: &[&RawValue], kind: Kind) -> Result<()
             ids: IdSource::DerivedFrom(bytes),
         };
         match (contract.validate_json(bytes, &ctx), kind) {
-            (Ok(Record::Event(_)), Kind::Events) | (Ok(Record::Label(_)), Kind::Labels) => {}
+            (Ok(Record::Event(_)), Kind::Events) => {}
+            (Ok(Record::Label(update)), Kind::Labels) => labels.push(update),
             (Ok(_), _) => errors.push(FieldError {
                 field: format!("{prefix}$").trim_end_matches(".$").to_string(),
                 reason: kind.wrong_kind().into(),
@@ -124,7 +130,7 @@ fn validate(contract: &Contract, records: &[&RawValue], kind: Kind) -> Result<()
         }
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(labels)
     } else {
         Err(ApiError::Invalid(errors))
     }

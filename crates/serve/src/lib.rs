@@ -5,6 +5,7 @@
 //! - [`canary`]: sticky (entity-hash) or random assignment of requests to the canary.
 //! - [`metrics`]: Prometheus metrics on atomics, with the reference stack's names.
 //! - [`error`]: the API's errors and their one status/code table.
+//! - [`feedback`]: delayed labels joined with recent predictions, for the AUC gate.
 //! - [`ingest`]: HTTP ingest of events and delayed labels into the embedded log.
 //! - [`models`]: loading the registry's champion and challenger, refusing bad ones.
 //! - [`rollout`]: the metric-gated rollout controller (steps, checks, promote, roll back).
@@ -18,6 +19,7 @@
 pub mod api;
 pub mod canary;
 pub mod error;
+pub mod feedback;
 pub mod ingest;
 pub mod metrics;
 pub mod models;

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use driftline_models::metrics::roc_auc;
 use driftline_registry::CHALLENGER;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,11 @@ pub struct RolloutPlan {
     pub max_disagreement: f64,
     /// Consecutive failed checks that roll the challenger back.
     pub failed_checks_to_rollback: u32,
+    /// Labelled predictions (delayed labels through `/v1/feedback`) each variant needs in a
+    /// step before ROC AUC is compared.
+    pub min_labels: u64,
+    /// The canary's ROC AUC on labelled feedback may trail the champion's by at most this.
+    pub max_auc_drop: f64,
 }
 
 impl Default for RolloutPlan {
@@ -50,6 +56,8 @@ impl Default for RolloutPlan {
             max_error_rate: 0.01,
             max_disagreement: 0.2,
             failed_checks_to_rollback: 2,
+            min_labels: 200,
+            max_auc_drop: 0.02,
         }
     }
 }
@@ -70,6 +78,7 @@ impl RolloutPlan {
             ("max_p95_seconds", self.max_p95_seconds),
             ("max_error_rate", self.max_error_rate),
             ("max_disagreement", self.max_disagreement),
+            ("max_auc_drop", self.max_auc_drop),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(format!("{name}: must be a number >= 0"));
@@ -93,8 +102,16 @@ pub enum Verdict {
     Fail(Vec<String>),
 }
 
-/// Judges a step's window of canary counters against the plan.
-pub fn judge(plan: &RolloutPlan, window: &VariantSnapshot) -> Verdict {
+/// ROC AUC of both variants on the step's labelled feedback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quality {
+    pub canary_auc: f64,
+    pub champion_auc: f64,
+}
+
+/// Judges a step's window of canary counters (and, when enough labels arrived, its
+/// quality) against the plan.
+pub fn judge(plan: &RolloutPlan, window: &VariantSnapshot, quality: Option<Quality>) -> Verdict {
     if window.requests + window.exceptions < plan.min_requests.max(1) {
         return Verdict::Wait;
     }
@@ -126,6 +143,14 @@ pub fn judge(plan: &RolloutPlan, window: &VariantSnapshot) -> Verdict {
                 100.0 * plan.max_disagreement
             ));
         }
+    }
+    if let Some(q) = quality
+        && q.canary_auc < q.champion_auc - plan.max_auc_drop
+    {
+        failures.push(format!(
+            "ROC AUC on labelled feedback {:.4} trails the champion's {:.4} by more than {}",
+            q.canary_auc, q.champion_auc, plan.max_auc_drop
+        ));
     }
     if failures.is_empty() {
         Verdict::Pass
@@ -161,6 +186,9 @@ pub async fn run(state: Arc<AppState>, version: u32, plan: RolloutPlan) {
     let mut step = 0;
     let mut failures = 0;
     let mut start = state.metrics.snapshot(Variant::Canary);
+    // Labelled feedback accumulates over the whole rollout, so late steps (where the
+    // champion sees little traffic) still compare both variants.
+    state.feedback.lock().expect("feedback lock").reset_labelled();
     enter_step(&state, version, step, &plan);
     loop {
         tokio::time::sleep(Duration::from_secs_f64(plan.interval_seconds)).await;
@@ -169,7 +197,7 @@ pub async fn run(state: Arc<AppState>, version: u32, plan: RolloutPlan) {
             return;
         }
         let window = state.metrics.snapshot(Variant::Canary).since(&start);
-        match judge(&plan, &window) {
+        match judge(&plan, &window, quality(&state, &plan)) {
             Verdict::Wait => {}
             Verdict::Fail(reasons) => {
                 failures += 1;
@@ -191,6 +219,22 @@ pub async fn run(state: Arc<AppState>, version: u32, plan: RolloutPlan) {
             }
         }
     }
+}
+
+/// Both variants' ROC AUC on the step's labelled feedback, once each has `min_labels`.
+fn quality(state: &AppState, plan: &RolloutPlan) -> Option<Quality> {
+    let feedback = state.feedback.lock().expect("feedback lock");
+    let auc = |variant| {
+        let (scores, labels) = feedback.labelled(variant);
+        if (labels.len() as u64) < plan.min_labels {
+            return None;
+        }
+        roc_auc(&scores, &labels)
+    };
+    Some(Quality {
+        canary_auc: auc(Variant::Canary)?,
+        champion_auc: auc(Variant::Baseline)?,
+    })
 }
 
 fn enter_step(state: &AppState, version: u32, step: usize, plan: &RolloutPlan) {
@@ -278,9 +322,28 @@ mod tests {
     #[test]
     fn a_step_waits_for_enough_requests_then_passes_or_names_each_failure() {
         let plan = RolloutPlan::default();
-        assert_eq!(judge(&plan, &window(50, 0, 0, 50, 0)), Verdict::Wait);
-        assert_eq!(judge(&plan, &window(400, 0, 0, 400, 10)), Verdict::Pass);
-        let Verdict::Fail(reasons) = judge(&plan, &window(400, 20, 40, 400, 200)) else {
+        assert_eq!(judge(&plan, &window(50, 0, 0, 50, 0), None), Verdict::Wait);
+        assert_eq!(judge(&plan, &window(400, 0, 0, 400, 10), None), Verdict::Pass);
+        let close = Quality {
+            canary_auc: 0.85,
+            champion_auc: 0.86,
+        };
+        assert_eq!(
+            judge(&plan, &window(400, 0, 0, 400, 10), Some(close)),
+            Verdict::Pass
+        );
+        let worse = Quality {
+            canary_auc: 0.70,
+            champion_auc: 0.86,
+        };
+        let Verdict::Fail(reasons) = judge(&plan, &window(400, 0, 0, 400, 10), Some(worse)) else {
+            panic!("a canary trailing on labelled feedback fails");
+        };
+        assert!(
+            reasons[0].starts_with("ROC AUC on labelled feedback 0.7000 trails the champion's 0.8600"),
+            "{reasons:?}"
+        );
+        let Verdict::Fail(reasons) = judge(&plan, &window(400, 20, 40, 400, 200), None) else {
             panic!("should fail");
         };
         assert_eq!(reasons.len(), 3, "{reasons:?}");

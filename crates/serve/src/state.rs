@@ -16,6 +16,7 @@ use driftline_features::online::EmbeddedOnlineStore;
 use driftline_registry::ModelVersion;
 use driftline_training::bundle::ModelBundle;
 
+use crate::feedback::Feedback;
 use crate::ingest::LogSink;
 use crate::metrics::ServeMetrics;
 use crate::models::Control;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub shadow_metrics: ShadowMetrics,
     /// The event log HTTP ingest appends to, once open.
     pub log: OnceLock<LogSink>,
+    /// Recent predictions during a rollout, joined with delayed labels.
+    pub feedback: Mutex<Feedback>,
 }
 
 impl AppState {
@@ -90,6 +93,7 @@ impl AppState {
             shadow: OnceLock::new(),
             shadow_metrics: ShadowMetrics::default(),
             log: OnceLock::new(),
+            feedback: Mutex::new(Feedback::default()),
         }
     }
 

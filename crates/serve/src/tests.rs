@@ -821,3 +821,46 @@ async fn http_ingest_appends_valid_events_and_labels_all_or_nothing() {
             .any(|l| l == "driftline_http_ingested_records_total 4")
     );
 }
+
+#[tokio::test]
+async fn a_challenger_worse_on_labelled_feedback_is_rolled_back_on_auc() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_registry(dir.path()).await;
+    // Disagreement and latency gates off: only quality can fail the broken version 3.
+    let start = r#"{"action":"start","version":3,"plan":{"steps":[0.5,1.0],"interval_seconds":0.05,"min_requests":200,"max_disagreement":1.0,"max_p95_seconds":10.0,"min_labels":20,"failed_checks_to_rollback":2}}"#;
+    let (status, json) = call(&state, "POST", "/v1/rollout", start).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    for round in 0..400 {
+        let mut labels = Vec::new();
+        for user in 0..20 {
+            let amount = (round * 37 + user * 53) % 1000;
+            let body = format!(
+                r#"{{"user_id":"user-{user:03}","event":{{"transaction_amount":{amount},"country":"US","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}}}"#
+            );
+            let (_, predicted) = call(&state, "POST", "/predict", &body).await;
+            // The truth the good models learned: large amounts are fraud.
+            labels.push(format!(
+                r#"{{"event_id":"{}","label":{}}}"#,
+                predicted["event_id"].as_str().unwrap(),
+                u8::from(amount >= 800)
+            ));
+        }
+        let (status, json) = call(
+            &state,
+            "POST",
+            "/v1/feedback",
+            &format!(r#"{{"labels":[{}]}}"#, labels.join(",")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{json}");
+        let (_, rollout) = call(&state, "GET", "/v1/rollout", "").await;
+        if rollout["controller"]["state"] != "running" {
+            assert_eq!(rollout["controller"]["state"], "rolled_back", "{rollout}");
+            let reason = rollout["controller"]["reason"].as_str().unwrap();
+            assert!(reason.contains("ROC AUC on labelled feedback"), "{reason}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the rollout did not end");
+}
