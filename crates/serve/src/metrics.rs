@@ -125,6 +125,10 @@ pub struct ServeMetrics {
     model_swaps: AtomicU64,
     online_lookup: Histogram,
     ingested: AtomicU64,
+    ingest_offset: AtomicU64,
+    ingest_events: AtomicU64,
+    ingest_dead_lettered: AtomicU64,
+    ingest_last_batch_micros: AtomicU64,
     canary_compared: AtomicU64,
     canary_disagreements: AtomicU64,
     /// 0 idle, 1 running, 2 promoted, 3 rolled back.
@@ -140,6 +144,16 @@ impl ServeMetrics {
         let v = &self.variants[variant.index()];
         v.requests.fetch_add(1, Ordering::Relaxed);
         v.latency.observe(elapsed);
+    }
+
+    /// The ingest thread's progress: next log offset, events applied, records dead-lettered.
+    pub fn observe_ingest(&self, next_offset: u64, events: u64, dead_lettered: u64) {
+        self.ingest_offset.store(next_offset, Ordering::Relaxed);
+        self.ingest_events.store(events, Ordering::Relaxed);
+        self.ingest_dead_lettered.store(dead_lettered, Ordering::Relaxed);
+        let now = chrono::Utc::now().timestamp_micros();
+        self.ingest_last_batch_micros
+            .store(u64::try_from(now).unwrap_or(0), Ordering::Relaxed);
     }
 
     /// Records accepted by HTTP ingest.
@@ -275,6 +289,24 @@ impl ServeMetrics {
         );
         for (name, help, kind, value) in [
             (
+                "driftline_ingest_next_offset",
+                "The next event-log offset the server's ingest will apply.",
+                "gauge",
+                self.ingest_offset.load(Ordering::Relaxed),
+            ),
+            (
+                "driftline_ingest_events_total",
+                "Events applied to online state since the server started.",
+                "counter",
+                self.ingest_events.load(Ordering::Relaxed),
+            ),
+            (
+                "driftline_ingest_dead_lettered_total",
+                "Records ingest refused (invalid, duplicate, late) since the server started.",
+                "counter",
+                self.ingest_dead_lettered.load(Ordering::Relaxed),
+            ),
+            (
                 "driftline_http_ingested_records_total",
                 "Events and labels accepted by POST /v1/events and /v1/feedback.",
                 "counter",
@@ -312,6 +344,15 @@ impl ServeMetrics {
             ),
         ] {
             gauge(&mut out, name, help, kind, value);
+        }
+        let last = self.ingest_last_batch_micros.load(Ordering::Relaxed);
+        if last > 0 {
+            let age = (chrono::Utc::now().timestamp_micros() as f64 - last as f64).max(0.0) / 1e6;
+            let _ = write!(
+                out,
+                "# HELP driftline_feature_freshness_seconds Seconds since the online state last applied a batch of events.\n\
+                 # TYPE driftline_feature_freshness_seconds gauge\ndriftline_feature_freshness_seconds {age}\n"
+            );
         }
         let ratio = f64::from_bits(self.canary_ratio_bits.load(Ordering::Relaxed));
         let _ = write!(

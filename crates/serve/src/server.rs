@@ -61,7 +61,8 @@ pub async fn run(
     let shadow = Shadow::start(state.clone(), shadow_log(&data_dir));
     state.shadow.set(shadow).ok();
     state.log.set(LogSink::new(paths.log(), log_config(&config))).ok();
-    follow_log(ingestor, paths.clone());
+    state.metrics.observe_ingest(ingestor.next_offset(), 0, 0);
+    follow_log(ingestor, paths.clone(), state.clone());
     let registry = RegistryConfig::default()
         .build(&data_dir)
         .await
@@ -101,16 +102,25 @@ fn open_ingest(config: &Config, paths: &DataPaths) -> Result<Ingestor, ServeErro
     })
 }
 
-/// Follows the event log on its own thread for as long as the process lives.
-fn follow_log(mut ingestor: Ingestor, paths: DataPaths) {
+/// Follows the event log on its own thread for as long as the process lives, reporting
+/// progress into the metrics.
+fn follow_log(mut ingestor: Ingestor, paths: DataPaths, state: Arc<AppState>) {
     std::thread::Builder::new()
         .name("ingest".into())
         .spawn(move || {
             let result = LogReader::open(&paths.log())
                 .map_err(|e| e.to_string())
                 .and_then(|mut reader| {
+                    let mut report = |ingest: &Ingestor| {
+                        let stats = ingest.stats();
+                        state.metrics.observe_ingest(
+                            ingest.next_offset(),
+                            stats.events,
+                            stats.dead_lettered(),
+                        );
+                    };
                     ingestor
-                        .run(&mut reader, true, &mut |_| {})
+                        .run(&mut reader, true, &mut report)
                         .map_err(|e| e.to_string())
                 });
             if let Err(error) = result {

@@ -133,6 +133,10 @@ fn serve_predicts_and_swaps_the_champion_set_from_another_process() {
     assert_eq!(seen, "2", "the promoted champion was not picked up");
     let (_, metrics) = http(port, "GET", "/metrics", "").unwrap();
     assert!(metrics.contains("driftline_model_version 2"), "{metrics}");
+    assert!(
+        metrics.contains("driftline_ingest_next_offset 20000"),
+        "{metrics}"
+    );
 
     // Roll v1 out again under a latency gate no request can meet: the controller must roll
     // it back by itself after two failed checks, and say why in the audit log.
