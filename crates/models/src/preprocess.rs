@@ -192,15 +192,20 @@ impl Encoding {
         match self {
             Encoding::Scale { mean, scale } => out.push(if x.is_nan() { 0.0 } else { (x - mean) / scale }),
             Encoding::OneHot { categories } => {
-                // Numeric order, so -0.0 finds the category 0 (even one stored as -0.0 by an
-                // older fit); a NaN compares as none and finds nothing.
-                let hit = categories
-                    .binary_search_by(|c| c.partial_cmp(&x).unwrap_or(Ordering::Less))
-                    .ok();
+                let hit = lookup(categories, x);
                 out.extend((0..categories.len()).map(|k| if Some(k) == hit { 1.0 } else { 0.0 }));
             }
         }
     }
+}
+
+/// The position of `x` among the sorted `categories`. Numeric order, so -0.0 finds the
+/// category 0 (even one stored as -0.0 by an older fit); a NaN compares as none and finds
+/// nothing.
+fn lookup(categories: &[f64], x: f64) -> Option<usize> {
+    categories
+        .binary_search_by(|c| c.partial_cmp(&x).unwrap_or(Ordering::Less))
+        .ok()
 }
 
 /// A fitted preprocessor: each input column's [`Encoding`] in column order, then the
@@ -307,6 +312,44 @@ impl Preprocessor {
                 .map(|&j| format!("{}__missing", self.columns[j])),
         );
         names
+    }
+
+    /// `Σ weights[k] · transformed(row)[k]`, summed in output order exactly as
+    /// `transform_row` followed by a sequential dot product would, without materialising the
+    /// transformed row (the serving path: no allocation per prediction).
+    ///
+    /// # Panics
+    /// If `row.len() != self.n_inputs()` or `weights.len() != self.n_outputs()`.
+    pub fn dot(&self, row: &[f64], weights: &[f64]) -> f64 {
+        assert_eq!(
+            row.len(),
+            self.n_inputs(),
+            "row width differs from the fitted columns"
+        );
+        assert_eq!(weights.len(), self.n_outputs, "one weight per output");
+        let mut sum = -0.0;
+        let mut k = 0;
+        for (&x, encoding) in row.iter().zip(&self.encodings) {
+            match encoding {
+                Encoding::Scale { mean, scale } => {
+                    let v = if x.is_nan() { 0.0 } else { (x - mean) / scale };
+                    sum += weights[k] * v;
+                    k += 1;
+                }
+                Encoding::OneHot { categories } => {
+                    let hit = lookup(categories, x);
+                    for c in 0..categories.len() {
+                        sum += weights[k] * if Some(c) == hit { 1.0 } else { 0.0 };
+                        k += 1;
+                    }
+                }
+            }
+        }
+        for &j in &self.indicators {
+            sum += weights[k] * if row[j].is_nan() { 1.0 } else { 0.0 };
+            k += 1;
+        }
+        sum
     }
 
     /// Replaces `out`'s contents with the transformed `row` ([`Self::n_outputs`] values).
@@ -455,6 +498,46 @@ mod tests {
         let s = PreprocessParams::default().fit(&only_positive).unwrap();
         s.transform_row(&[-0.0], &mut out);
         assert_eq!(out, [1.0, 0.0]);
+    }
+
+    #[test]
+    fn dot_equals_transform_then_a_sequential_dot_product_bit_for_bit() {
+        let d = data(
+            vec![
+                1.0,
+                3.0,
+                0.5,
+                2.0,
+                1.0,
+                f64::NAN,
+                f64::NAN,
+                3.0,
+                7.25,
+                4.0,
+                2.0,
+                -1.0,
+            ],
+            3,
+        )
+        .with_column_types(vec![
+            ColumnType::Numeric,
+            ColumnType::Categorical,
+            ColumnType::Numeric,
+        ])
+        .unwrap();
+        let p = PreprocessParams::default().fit(&d).unwrap();
+        let weights: Vec<f64> = (0..p.n_outputs()).map(|k| 0.37 * k as f64 - 1.1).collect();
+        let mut out = Vec::new();
+        for row in [
+            [2.5, 3.0, 0.1],
+            [f64::NAN, 9.0, f64::NAN],
+            [-4.0, 1.0, 1e6],
+            [0.0, -0.0, 0.0],
+        ] {
+            p.transform_row(&row, &mut out);
+            let expected: f64 = weights.iter().zip(&out).map(|(w, x)| w * x).sum();
+            assert_eq!(p.dot(&row, &weights).to_bits(), expected.to_bits(), "{row:?}");
+        }
     }
 
     #[test]

@@ -257,9 +257,9 @@ impl Model for LogisticRegression {
         self.preprocessor.columns()
     }
 
+    /// No allocation: the preprocessing is folded into the dot product.
     fn predict_proba_row(&self, row: &[f64]) -> f64 {
-        let mut buf = Vec::with_capacity(self.preprocessor.n_outputs());
-        self.predict_with(row, &mut buf)
+        sigmoid(self.preprocessor.dot(row, &self.coefficients) + self.intercept)
     }
 
     /// Reuses one preprocessing buffer across rows.
