@@ -112,13 +112,17 @@ impl Table {
 pub struct ReadOptions {
     /// Keep only these (all when `None`).
     pub only: Option<Vec<String>>,
+    /// Never read these (ignored for columns named in `only`): ids and timestamps are
+    /// all-distinct text, whose counts would cost memory in proportion to the rows.
+    pub skip: Vec<String>,
 }
 
 impl ReadOptions {
     fn wants(&self, name: &str) -> bool {
-        self.only
-            .as_ref()
-            .is_none_or(|only| only.iter().any(|c| c == name))
+        match &self.only {
+            Some(only) => only.iter().any(|c| c == name),
+            None => !self.skip.iter().any(|c| c == name),
+        }
     }
 }
 

@@ -58,6 +58,9 @@ enum Command {
     Models(commands::models::ModelsArgs),
     /// Score a registered version on a file of labelled feature rows.
     Evaluate(commands::models::EvaluateArgs),
+    /// Batch data drift between a reference and a current file: report and validate.
+    #[command(subcommand)]
+    Drift(commands::drift::DriftCommand),
     /// Print the configuration in effect (defaults < file < environment < flags) as TOML.
     Config,
 }
@@ -88,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => commands::train::run(load()?, args),
         Command::Models(args) => commands::models::run(load()?, args),
         Command::Evaluate(args) => commands::models::evaluate(load()?, args),
+        Command::Drift(command) => commands::drift::run(load()?, command),
         Command::Config => {
             let config = load()?;
             commands::emit(toml::to_string(&config.settings)?.trim_end())?;
