@@ -107,6 +107,26 @@ impl Table {
     }
 }
 
+impl Column {
+    /// Replaces text categories by their position in `values` (the contract's code for a
+    /// category field, which is what a model's profile counts). Labels not in `values`
+    /// are kept as they are, so they show up as categories the reference never had.
+    pub fn encode_categories(&mut self, values: &[String]) {
+        if let ColumnValues::Categorical { counts } = &mut self.values {
+            let mut encoded = BTreeMap::new();
+            for (label, n) in std::mem::take(counts) {
+                let key = values
+                    .iter()
+                    .position(|v| *v == label)
+                    .map(|i| i.to_string())
+                    .unwrap_or(label);
+                *encoded.entry(key).or_insert(0) += n;
+            }
+            *counts = encoded;
+        }
+    }
+}
+
 /// Which columns to keep while reading.
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {
@@ -153,13 +173,13 @@ impl ColumnBuilder {
         if text.is_empty() || text.eq_ignore_ascii_case("nan") || text.eq_ignore_ascii_case("null") {
             return self.push_missing();
         }
-        if self.categories.is_none() {
-            if let Ok(x) = text.parse::<f64>() {
-                if text.parse::<i64>().is_err() {
-                    self.all_integer_text = false;
-                }
-                return self.push_number(x);
+        if self.categories.is_none()
+            && let Ok(x) = text.parse::<f64>()
+        {
+            if text.parse::<i64>().is_err() {
+                self.all_integer_text = false;
             }
+            return self.push_number(x);
         }
         self.push_category(text);
     }
@@ -458,6 +478,24 @@ mod tests {
         let m = table.column("m").unwrap();
         assert_eq!(m.missing, 1);
         assert!(matches!(&m.values, ColumnValues::Categorical { counts } if counts.get("2") == Some(&1)));
+    }
+
+    #[test]
+    fn text_categories_encode_to_contract_codes_and_unknown_ones_stay() {
+        let mut column = Column {
+            name: "country".into(),
+            values: ColumnValues::Categorical {
+                counts: [("GB".to_string(), 2), ("XX".to_string(), 1)]
+                    .into_iter()
+                    .collect(),
+            },
+            missing: 0,
+        };
+        column.encode_categories(&["US".to_string(), "GB".to_string()]);
+        let ColumnValues::Categorical { counts } = &column.values else {
+            panic!("still categorical")
+        };
+        assert_eq!((counts.get("1"), counts.get("XX")), (Some(&2), Some(&1)));
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! mathematics on slices; [`stattest`] applies one named test to a reference/current
 //! column pair exactly as Evidently bins and compares it; [`selection`] picks the test
 //! and threshold per column (Evidently's defaults, overridable) and [`report`] turns the
-//! verdicts into JSON and a self-contained HTML page. Reading files lives in [`data`].
+//! verdicts into JSON and a self-contained HTML page. Reading files lives in [`data`];
+//! a model's stored reference profile becomes a reference table in [`profile`].
 
 pub mod data;
+pub mod profile;
 pub mod report;
 pub mod selection;
 pub mod stats;

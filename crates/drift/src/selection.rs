@@ -67,14 +67,14 @@ impl DriftConfig {
         };
         in_unit("p_value_threshold", self.p_value_threshold)?;
         in_unit("drift_share", self.drift_share)?;
-        if !(self.distance_threshold >= 0.0) {
+        if self.distance_threshold.is_nan() || self.distance_threshold < 0.0 {
             return Err(format!(
                 "distance_threshold must be >= 0, got {}",
                 self.distance_threshold
             ));
         }
         for (name, o) in &self.columns {
-            if let Some(t) = o.threshold.filter(|t| !(*t >= 0.0)) {
+            if let Some(t) = o.threshold.filter(|t| t.is_nan() || *t < 0.0) {
                 return Err(format!("column '{name}': threshold must be >= 0, got {t}"));
             }
         }

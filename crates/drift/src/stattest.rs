@@ -80,6 +80,23 @@ impl StatTest {
         }
     }
 
+    /// Every test, in the order they are documented.
+    pub const ALL: [StatTest; 7] = [
+        StatTest::Ks,
+        StatTest::ChiSquare,
+        StatTest::ZTest,
+        StatTest::JensenShannon,
+        StatTest::Wasserstein,
+        StatTest::Psi,
+        StatTest::Hellinger,
+    ];
+
+    /// The test of an Evidently name ("ks", "chisquare", "z", "jensenshannon",
+    /// "wasserstein", "psi", "hellinger").
+    pub fn from_name(name: &str) -> Option<StatTest> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             StatTest::Ks => "ks",
@@ -450,6 +467,18 @@ mod tests {
                 check(StatTest::Ks, &r, &c, &case["ks_p_value"], 1e-6, name);
             }
         }
+    }
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for test in StatTest::ALL {
+            assert_eq!(StatTest::from_name(test.name()), Some(test));
+            assert_eq!(
+                serde_json::to_string(&test).unwrap(),
+                format!("\"{}\"", test.name())
+            );
+        }
+        assert_eq!(StatTest::from_name("t-test"), None);
     }
 
     #[test]

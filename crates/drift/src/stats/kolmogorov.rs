@@ -11,8 +11,8 @@
 use std::f64::consts::PI;
 
 /// 2^128 and 2^-128: the rescaling steps scipy uses to keep intermediate values finite.
-const EP128: f64 = 3.402_823_669_209_385e38;
-const EM128: f64 = 2.938_735_877_055_718_8e-39;
+const EP128: f64 = 340_282_366_920_938_463_463_374_607_431_768_211_456.0;
+const EM128: f64 = 1.0 / EP128;
 const E128: i32 = 128;
 
 /// `x * 2^exponent` without overflowing the intermediate power of two.
@@ -90,6 +90,8 @@ fn clip(p: f64) -> f64 {
     p.clamp(0.0, 1.0)
 }
 
+// scipy's coefficients, kept digit for digit.
+#[allow(clippy::excessive_precision)]
 const STIRLING_COEFFS: [f64; 8] = [
     -2.955065359477124183e-2,
     6.4102564102564102564e-3,
