@@ -64,6 +64,9 @@ enum Command {
     /// Review what the shadow model did: agreement and score differences.
     #[command(subcommand)]
     Shadow(commands::shadow::ShadowCommand),
+    /// Batch data drift between a reference and a current file: report and validate.
+    #[command(subcommand)]
+    Drift(commands::drift::DriftCommand),
     /// Print the configuration in effect (defaults < file < environment < flags) as TOML.
     Config,
 }
@@ -96,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Evaluate(args) => commands::models::evaluate(load()?, args),
         Command::Serve(args) => commands::serve::run(load()?, args),
         Command::Shadow(command) => commands::shadow::run(load()?, command),
+        Command::Drift(command) => commands::drift::run(load()?, command),
         Command::Config => {
             let config = load()?;
             commands::emit(toml::to_string(&config.settings)?.trim_end())?;

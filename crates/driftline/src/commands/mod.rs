@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share: exit codes and progress bars.
 
 pub mod demo;
+pub mod drift;
 pub mod features;
 pub mod generate;
 pub mod ingest;

@@ -1,0 +1,140 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::*;
+use crate::data::Column;
+
+fn table(name: &str, columns: Vec<(&str, ColumnValues)>) -> Table {
+    let rows = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
+    Table {
+        path: PathBuf::from(name),
+        rows,
+        columns: columns
+            .into_iter()
+            .map(|(n, values)| Column {
+                name: n.into(),
+                values,
+                missing: 0,
+            })
+            .collect(),
+    }
+}
+
+fn numeric(values: impl IntoIterator<Item = f64>) -> ColumnValues {
+    let mut sorted: Vec<f64> = values.into_iter().collect();
+    sorted.sort_by(f64::total_cmp);
+    ColumnValues::Numeric {
+        sorted,
+        integer_valued: false,
+    }
+}
+
+fn categories(pairs: &[(&str, u64)]) -> ColumnValues {
+    ColumnValues::Categorical {
+        counts: pairs
+            .iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+#[test]
+fn shifted_columns_drift_and_the_dataset_verdict_uses_the_share() {
+    let reference = table(
+        "ref",
+        vec![
+            ("x", numeric((0..500).map(|i| f64::from(i) / 500.0))),
+            ("y", numeric((0..500).map(|i| f64::from(i % 50)))),
+            ("c", categories(&[("a", 250), ("b", 250)])),
+        ],
+    );
+    let current = table(
+        "cur",
+        vec![
+            ("x", numeric((0..500).map(|i| f64::from(i) / 500.0 + 0.5))),
+            ("y", numeric((0..500).map(|i| f64::from(i % 50)))),
+            ("c", categories(&[("a", 250), ("b", 250)])),
+        ],
+    );
+    let report = DriftReport::build(
+        &reference,
+        &current,
+        &ColumnSelection::default(),
+        &DriftConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(report.dataset.columns, 3);
+    assert_eq!(report.dataset.drifted_columns, 1);
+    assert!(!report.dataset.drifted);
+    let x = &report.columns[0];
+    assert_eq!((x.test, x.drifted), (StatTest::Ks, true));
+    let again = DriftReport::from_json(&report.to_json()).unwrap();
+    assert_eq!(again, report);
+}
+
+#[test]
+fn identifiers_and_excluded_fields_are_skipped_unless_asked_for() {
+    let ids: Vec<(String, u64)> = (0..60).map(|i| (format!("id-{i}"), 1)).collect();
+    let id_counts = ColumnValues::Categorical {
+        counts: ids.into_iter().collect(),
+    };
+    let x = numeric((0..60).map(f64::from));
+    let reference = table(
+        "ref",
+        vec![("id", id_counts.clone()), ("x", x.clone()), ("label", x.clone())],
+    );
+    let current = table("cur", vec![("id", id_counts), ("x", x.clone()), ("label", x)]);
+    let selection = ColumnSelection {
+        only: None,
+        excluded: vec!["label".into()],
+    };
+    let report = DriftReport::build(&reference, &current, &selection, &DriftConfig::default()).unwrap();
+    let names: Vec<&str> = report.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["x"]);
+    assert_eq!(report.skipped[0].name, "id");
+    let only = ColumnSelection {
+        only: Some(vec!["label".into()]),
+        excluded: vec!["label".into()],
+    };
+    let report = DriftReport::build(&reference, &current, &only, &DriftConfig::default()).unwrap();
+    assert_eq!(report.columns[0].name, "label");
+}
+
+#[test]
+fn a_selected_column_missing_from_a_file_is_an_error_naming_it() {
+    let reference = table("ref", vec![("x", numeric([1.0, 2.0]))]);
+    let current = table("cur", vec![("x", numeric([1.0, 2.0]))]);
+    let only = ColumnSelection {
+        only: Some(vec!["nope".into()]),
+        excluded: vec![],
+    };
+    let error = DriftReport::build(&reference, &current, &only, &DriftConfig::default()).unwrap_err();
+    assert!(error.to_string().contains("'nope'"), "{error}");
+}
+
+#[test]
+fn html_is_self_contained_and_histograms_stay_bounded() {
+    let many: Vec<(String, u64)> = (0..500).map(|i| (format!("v{i}"), 2)).collect();
+    let cats = ColumnValues::Categorical {
+        counts: many.into_iter().collect(),
+    };
+    let x = numeric((0..100_000).map(|i| f64::from(i % 977)));
+    let reference = table("ref", vec![("c", cats.clone()), ("x", x.clone())]);
+    let current = table("cur", vec![("c", cats), ("x", x)]);
+    let report = DriftReport::build(
+        &reference,
+        &current,
+        &ColumnSelection::default(),
+        &DriftConfig::default(),
+    )
+    .unwrap();
+    for c in &report.columns {
+        match &c.histogram {
+            Histogram::Numeric { reference, .. } => assert_eq!(reference.len(), HISTOGRAM_BINS),
+            Histogram::Categorical { labels, .. } => assert_eq!(labels.len(), TOP_CATEGORIES + 1),
+        }
+    }
+    let html = report.to_html();
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"));
+    assert!(html.len() < 100_000, "{} bytes", html.len());
+}
