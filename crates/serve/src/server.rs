@@ -15,7 +15,7 @@ use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
 use driftline_features::paths::DataPaths;
 use driftline_registry::{ArtifactStore, RegistryConfig};
-use driftline_stream::log::{FsyncPolicy, LogConfig, LogReader};
+use driftline_stream::log::{LogConfig, LogReader};
 
 use crate::api::app;
 use crate::ingest::LogSink;
@@ -60,7 +60,13 @@ pub async fn run(
     let state = Arc::new(state);
     let shadow = Shadow::start(state.clone(), shadow_log(&data_dir));
     state.shadow.set(shadow).ok();
-    state.log.set(LogSink::new(paths.log(), log_config(&config))).ok();
+    state
+        .log
+        .set(LogSink::new(
+            paths.log(),
+            LogConfig::from_settings(&config.settings.log),
+        ))
+        .ok();
     state.metrics.observe_ingest(ingestor.next_offset(), 0, 0);
     follow_log(ingestor, paths.clone(), state.clone());
     let registry = RegistryConfig::default()
@@ -128,18 +134,6 @@ fn follow_log(mut ingestor: Ingestor, paths: DataPaths, state: Arc<AppState>) {
             }
         })
         .expect("spawning the ingest thread");
-}
-
-/// The event log's settings from `[log]`.
-fn log_config(config: &Config) -> LogConfig {
-    LogConfig {
-        segment_bytes: config.settings.log.segment_bytes,
-        fsync: if config.settings.log.fsync {
-            FsyncPolicy::EveryFlush
-        } else {
-            FsyncPolicy::Never
-        },
-    }
 }
 
 /// Where shadow pairs are appended.

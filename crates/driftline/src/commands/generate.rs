@@ -12,7 +12,7 @@ use driftline_core::config::Config;
 use driftline_core::time::Timestamp;
 use driftline_features::paths::DataPaths;
 use driftline_stream::generator::{CSV_HEADER, GeneratedEvent, Generator, GeneratorConfig, Scenario};
-use driftline_stream::log::{FsyncPolicy, LogConfig, LogReader, LogWriter, RecordBatch};
+use driftline_stream::log::{LogConfig, LogReader, LogWriter, RecordBatch};
 
 use super::{progress_bar, thousands};
 use crate::settings::UsageError;
@@ -257,15 +257,9 @@ fn to_log(
     Ok(done)
 }
 
+/// The event log settings of `config`.
 pub fn log_config(config: &Config) -> LogConfig {
-    LogConfig {
-        segment_bytes: config.settings.log.segment_bytes,
-        fsync: if config.settings.log.fsync {
-            FsyncPolicy::EveryFlush
-        } else {
-            FsyncPolicy::Never
-        },
-    }
+    LogConfig::from_settings(&config.settings.log)
 }
 
 /// The latest event time among the log's last records (the tail is enough: records are

@@ -18,6 +18,20 @@ pub struct LogConfig {
     pub fsync: FsyncPolicy,
 }
 
+impl LogConfig {
+    /// The log's settings from `[log]` of `driftline.toml`.
+    pub fn from_settings(settings: &driftline_core::config::LogSettings) -> Self {
+        LogConfig {
+            segment_bytes: settings.segment_bytes,
+            fsync: if settings.fsync {
+                FsyncPolicy::EveryFlush
+            } else {
+                FsyncPolicy::Never
+            },
+        }
+    }
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
