@@ -96,6 +96,80 @@ pub struct ServeSettings {
     /// When set, admin endpoints (rollout, aliases, ingest) require
     /// `Authorization: Bearer <token>`. Env `DRIFTLINE_ADMIN_TOKEN`.
     pub admin_token: Option<String>,
+    /// The rollout controller's default plan.
+    pub rollout: RolloutPlan,
+}
+
+/// `[serve.rollout]`: how the rollout controller takes a challenger to champion, and what
+/// each step must meet (a `start` action may override any field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutPlan {
+    /// Canary shares, ascending, each in (0, 1].
+    pub steps: Vec<f64>,
+    /// Seconds between checks.
+    pub interval_seconds: f64,
+    /// Canary requests a step needs before it is judged.
+    pub min_requests: u64,
+    /// The canary's p95 latency must stay at or under this (seconds).
+    pub max_p95_seconds: f64,
+    /// The canary's error rate must stay at or under this.
+    pub max_error_rate: f64,
+    /// The share of canary requests the champion would have decided differently must stay
+    /// at or under this.
+    pub max_disagreement: f64,
+    /// Consecutive failed checks that roll the challenger back.
+    pub failed_checks_to_rollback: u32,
+    /// Labelled predictions (delayed labels through `/v1/feedback`) each variant needs in a
+    /// step before ROC AUC is compared.
+    pub min_labels: u64,
+    /// The canary's ROC AUC on labelled feedback may trail the champion's by at most this.
+    pub max_auc_drop: f64,
+}
+
+impl Default for RolloutPlan {
+    fn default() -> Self {
+        RolloutPlan {
+            steps: vec![0.05, 0.2, 0.5, 1.0],
+            interval_seconds: 10.0,
+            min_requests: 200,
+            max_p95_seconds: 0.2,
+            max_error_rate: 0.01,
+            max_disagreement: 0.2,
+            failed_checks_to_rollback: 2,
+            min_labels: 200,
+            max_auc_drop: 0.02,
+        }
+    }
+}
+
+impl RolloutPlan {
+    /// Checks the plan, naming the first field out of range.
+    pub fn check(&self) -> Result<(), String> {
+        if self.steps.is_empty()
+            || self.steps.iter().any(|s| !(*s > 0.0 && *s <= 1.0))
+            || self.steps.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err("steps: needs ascending shares in (0, 1]".into());
+        }
+        if !(self.interval_seconds.is_finite() && self.interval_seconds > 0.0) {
+            return Err("interval_seconds: must be above 0".into());
+        }
+        for (name, value) in [
+            ("max_p95_seconds", self.max_p95_seconds),
+            ("max_error_rate", self.max_error_rate),
+            ("max_disagreement", self.max_disagreement),
+            ("max_auc_drop", self.max_auc_drop),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("{name}: must be a number >= 0"));
+            }
+        }
+        if self.failed_checks_to_rollback == 0 {
+            return Err("failed_checks_to_rollback: must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// How `/predict` picks the canary for a request.
@@ -115,6 +189,7 @@ impl Default for ServeSettings {
             shadow_enabled: false,
             canary_assignment: CanaryAssignment::Sticky,
             admin_token: None,
+            rollout: RolloutPlan::default(),
         }
     }
 }
@@ -538,6 +613,11 @@ impl Config {
         check_range("gates.min_avg_precision", settings.gates.min_avg_precision)?;
         check_range("gates.max_regression", settings.gates.max_regression)?;
         settings.model.check()?;
+        settings
+            .serve
+            .rollout
+            .check()
+            .map_err(|e| ConfigError::Invalid(format!("serve.rollout.{e}")))?;
         if settings.ingest.batch_size == 0 || settings.ingest.checkpoint_every == 0 {
             return Err(ConfigError::Invalid(
                 "ingest.batch_size and ingest.checkpoint_every must be at least 1".into(),

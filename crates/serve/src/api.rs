@@ -366,7 +366,8 @@ enum RolloutAction {
     Start {
         version: u32,
         ratio: Option<f64>,
-        plan: Option<RolloutPlan>,
+        /// Overrides of the configured `[serve.rollout]` plan, field by field.
+        plan: Option<serde_json::Map<String, serde_json::Value>>,
         reason: Option<String>,
     },
     /// Set the canary share (0..=1).
@@ -403,7 +404,7 @@ async fn change_rollout(
             reason: why,
         } => {
             check_ratio(ratio)?;
-            let plan = plan.unwrap_or_default();
+            let plan = plan_with(&state.rollout_plan, plan)?;
             plan.check().map_err(|reason| {
                 ApiError::Invalid(vec![FieldError {
                     field: format!("plan.{}", reason.split(':').next().unwrap_or_default()),
@@ -450,6 +451,23 @@ async fn change_rollout(
     }
     reload(&state, control).await;
     Ok(rollout(State(state)).await)
+}
+
+/// The configured plan with the request's overrides applied; unknown fields are refused.
+fn plan_with(
+    configured: &RolloutPlan,
+    overrides: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<RolloutPlan, ApiError> {
+    let mut merged = serde_json::to_value(configured).expect("plans serialise");
+    if let (Some(fields), Some(object)) = (overrides, merged.as_object_mut()) {
+        object.extend(fields);
+    }
+    serde_json::from_value(merged).map_err(|e| {
+        ApiError::Invalid(vec![FieldError {
+            field: "plan".into(),
+            reason: e.to_string(),
+        }])
+    })
 }
 
 fn check_ratio(ratio: Option<f64>) -> Result<(), ApiError> {

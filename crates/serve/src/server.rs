@@ -57,6 +57,7 @@ pub async fn run(
     state.assignment = config.settings.serve.canary_assignment;
     state.admin_token = config.settings.serve.admin_token.clone();
     state.shadow_enabled = config.settings.serve.shadow_enabled;
+    state.rollout_plan = config.settings.serve.rollout.clone();
     let state = Arc::new(state);
     let shadow = Shadow::start(state.clone(), shadow_log(&data_dir));
     state.shadow.set(shadow).ok();

@@ -20,7 +20,7 @@ use crate::feedback::Feedback;
 use crate::ingest::LogSink;
 use crate::metrics::ServeMetrics;
 use crate::models::Control;
-use crate::rollout::RolloutStatus;
+use crate::rollout::{RolloutPlan, RolloutStatus};
 use crate::shadow::{Shadow, ShadowMetrics};
 
 /// A registered version loaded for serving.
@@ -58,6 +58,8 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// What the rollout controller is doing.
     pub rollout: Mutex<RolloutStatus>,
+    /// The plan a started rollout follows unless the request overrides it.
+    pub rollout_plan: RolloutPlan,
     /// The model scoring copies of requests off the response path (alias `shadow`).
     pub shadow_model: ArcSwapOption<LoadedModel>,
     /// Whether copies are sent to the shadow (`serve.shadow_enabled`, `SHADOW_ENABLED`).
@@ -88,6 +90,7 @@ impl AppState {
             control: OnceLock::new(),
             admin_token: None,
             rollout: Mutex::new(RolloutStatus::Idle),
+            rollout_plan: RolloutPlan::default(),
             shadow_model: ArcSwapOption::empty(),
             shadow_enabled: false,
             shadow: OnceLock::new(),
