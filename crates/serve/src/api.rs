@@ -186,6 +186,7 @@ fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
 }
 
 /// Validates the request, picks the variant, computes the entity's vector and scores it.
+/// Each model slot is read once, so one request sees one consistent set of models.
 fn score(state: &AppState, body: &[u8]) -> Outcome {
     let event = match parse_event(state, body) {
         Ok(event) => event,
@@ -194,66 +195,62 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
     let Some(champion) = state.champion.load_full() else {
         return Outcome::refused(ApiError::NoModel);
     };
-    let (variant, model) = match state.challenger.load_full() {
+    // A challenger present means a rollout is on.
+    let challenger = state.challenger.load_full();
+    let (variant, model) = match &challenger {
         Some(challenger)
             if canary::assign(&event.entity, state.canary_ratio(), state.assignment) == Variant::Canary =>
         {
-            (Variant::Canary, challenger)
+            (Variant::Canary, challenger.clone())
         }
-        _ => (Variant::Baseline, champion),
+        _ => (Variant::Baseline, champion.clone()),
     };
     let vector = online_vector(state, &event);
     let score = model.bundle.model.predict_proba_row(&vector.values);
-    if variant == Variant::Canary
-        && let Some(champion) = state.champion.load().as_ref()
-    {
+    if !score.is_finite() {
+        let error = ApiError::Internal(format!("model v{} produced score {score}", model.version.version));
+        return Outcome {
+            variant,
+            result: Err(error),
+        };
+    }
+    let decline = score >= model.bundle.decision_threshold;
+    if variant == Variant::Canary {
         // The same vector through the champion: the disagreement the rollout is judged on.
         let champion_score = champion.bundle.model.predict_proba_row(&vector.values);
-        let decides = |score: f64, threshold: f64| score >= threshold;
-        state.metrics.observe_comparison(
-            decides(score, model.bundle.decision_threshold)
-                != decides(champion_score, champion.bundle.decision_threshold),
-        );
+        state
+            .metrics
+            .observe_comparison(decline != (champion_score >= champion.bundle.decision_threshold));
     }
-    if score.is_finite() {
-        offer_to_shadow(
-            state,
-            &event.event_id,
-            vector,
-            model.version.version,
-            score >= model.bundle.decision_threshold,
-            score,
-        );
-    }
-    if score.is_finite() && state.challenger.load().is_some() {
-        // A rollout is on: remember the prediction so delayed labels can judge its quality.
+    if challenger.is_some() {
+        // Remember the prediction so delayed labels can judge the rollout's quality.
         state
             .feedback
             .lock()
             .expect("feedback lock")
             .remember(&event.event_id, variant, score);
     }
-    let result = if score.is_finite() {
-        Ok(PredictResponse {
-            user_id: event.entity,
-            model_version: model.version.version.to_string(),
-            score,
-            decision: if score >= model.bundle.decision_threshold {
-                "decline"
-            } else {
-                "approve"
-            },
-            canary_variant: variant.name(),
-            trace_id: format!("{:032x}", rand::random::<u128>()),
-            event_id: event.event_id,
-        })
-    } else {
-        Err(ApiError::Internal(format!(
-            "model v{} produced score {score}",
-            model.version.version
-        )))
+    offer_to_shadow(
+        state,
+        &event.event_id,
+        vector,
+        model.version.version,
+        decline,
+        score,
+    );
+    let response = PredictResponse {
+        user_id: event.entity,
+        model_version: model.version.version.to_string(),
+        score,
+        decision: if decline { "decline" } else { "approve" },
+        canary_variant: variant.name(),
+        trace_id: format!("{:032x}", rand::random::<u128>()),
+        event_id: event.event_id,
     };
-    Outcome { variant, result }
+    Outcome {
+        variant,
+        result: Ok(response),
+    }
 }
 
 /// A copy of the prediction for the shadow model, when shadowing is on and one is loaded.
