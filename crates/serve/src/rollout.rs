@@ -110,6 +110,19 @@ pub enum RolloutStatus {
     Cancelled { version: u32 },
 }
 
+impl RolloutStatus {
+    /// `driftline_rollout_state` (0 idle or cancelled, 1 running, 2 promoted, 3 rolled back)
+    /// and `driftline_rollout_step`.
+    fn metric(&self) -> (u64, u64) {
+        match self {
+            RolloutStatus::Idle | RolloutStatus::Cancelled { .. } => (0, 0),
+            RolloutStatus::Running { step, .. } => (1, *step as u64),
+            RolloutStatus::Promoted { .. } => (2, 0),
+            RolloutStatus::RolledBack { .. } => (3, 0),
+        }
+    }
+}
+
 const ACTOR: &str = "driftline rollout controller";
 
 /// Runs a rollout of the current challenger `version` to its end.
@@ -124,7 +137,7 @@ pub async fn run(state: Arc<AppState>, version: u32, plan: RolloutPlan) {
     loop {
         tokio::time::sleep(Duration::from_secs_f64(plan.interval_seconds)).await;
         if state.challenger.load().as_ref().map(|m| m.version.version) != Some(version) {
-            set_status(&state, RolloutStatus::Cancelled { version }, 0);
+            set_status(&state, RolloutStatus::Cancelled { version });
             return;
         }
         let window = state.metrics.snapshot(Variant::Canary).since(&start);
@@ -175,13 +188,14 @@ fn enter_step(state: &AppState, version: u32, step: usize, plan: &RolloutPlan) {
         step,
         plan: plan.clone(),
     };
-    set_status(state, status, 1);
-    state.metrics.set_rollout(1, step as u64);
+    set_status(state, status);
     tracing::info!(version, step, ratio = plan.steps[step], "rollout step");
 }
 
-fn set_status(state: &AppState, status: RolloutStatus, code: u64) {
-    state.metrics.set_rollout(code, 0);
+/// Records the controller's state, and its metric form.
+fn set_status(state: &AppState, status: RolloutStatus) {
+    let (code, step) = status.metric();
+    state.metrics.set_rollout(code, step);
     *state.rollout.lock().expect("rollout status lock") = status;
 }
 
@@ -202,7 +216,7 @@ async fn roll_back(state: &AppState, version: u32, reason: &str) {
     } else {
         state.swap_challenger(None);
     }
-    set_status(state, RolloutStatus::RolledBack { version, reason }, 3);
+    set_status(state, RolloutStatus::RolledBack { version, reason });
 }
 
 async fn promote(state: &AppState, version: u32, window: &VariantSnapshot) {
@@ -224,7 +238,7 @@ async fn promote(state: &AppState, version: u32, window: &VariantSnapshot) {
         }
     }
     state.set_canary_ratio(0.0);
-    set_status(state, RolloutStatus::Promoted { version }, 2);
+    set_status(state, RolloutStatus::Promoted { version });
 }
 
 #[cfg(test)]
