@@ -137,10 +137,16 @@ impl SqliteRegistry {
     }
 
     /// Commits `tx` and tells watchers about audit entry `id`.
-    async fn commit(&self, tx: Transaction<'static, sqlx::Sqlite>, id: i64) -> Result<()> {
+    /// Appends the change's audit entry, commits, and tells watchers: every write ends so.
+    async fn commit_with(
+        &self,
+        mut tx: Transaction<'static, sqlx::Sqlite>,
+        entry: NewAudit<'_>,
+    ) -> Result<AuditEntry> {
+        let audit = append_audit(&mut tx, entry).await?;
         tx.commit().await.ctx("committing")?;
-        notify(&self.inner.changes, id);
-        Ok(())
+        notify(&self.inner.changes, audit.id);
+        Ok(audit)
     }
 }
 
@@ -547,8 +553,7 @@ impl Registry for SqliteRegistry {
             reason: &new.reason,
             actor: &new.actor,
         };
-        let audit = append_audit(&mut tx, entry).await?;
-        self.commit(tx, audit.id).await?;
+        self.commit_with(tx, entry).await?;
         Ok(ModelVersion {
             model: new.model,
             version,
@@ -615,9 +620,7 @@ impl Registry for SqliteRegistry {
             reason,
             actor,
         };
-        let audit = append_audit(&mut tx, entry).await?;
-        self.commit(tx, audit.id).await?;
-        Ok(audit)
+        self.commit_with(tx, entry).await
     }
 
     async fn remove_alias(&self, model: &str, alias: &str, reason: &str, actor: &str) -> Result<AuditEntry> {
@@ -641,9 +644,7 @@ impl Registry for SqliteRegistry {
             reason,
             actor,
         };
-        let audit = append_audit(&mut tx, entry).await?;
-        self.commit(tx, audit.id).await?;
-        Ok(audit)
+        self.commit_with(tx, entry).await
     }
 
     async fn aliases(&self, model: &str) -> Result<Vec<Alias>> {
@@ -691,9 +692,7 @@ impl Registry for SqliteRegistry {
             reason: &reason,
             actor,
         };
-        let audit = append_audit(&mut tx, entry).await?;
-        self.commit(tx, audit.id).await?;
-        Ok(audit)
+        self.commit_with(tx, entry).await
     }
 
     async fn promote(
@@ -737,9 +736,7 @@ impl Registry for SqliteRegistry {
             reason,
             actor,
         };
-        let audit = append_audit(&mut tx, entry).await?;
-        self.commit(tx, audit.id).await?;
-        Ok(audit)
+        self.commit_with(tx, entry).await
     }
 
     async fn rollback(&self, model: &str, reason: &str, actor: &str) -> Result<AuditEntry> {
@@ -761,9 +758,7 @@ impl Registry for SqliteRegistry {
             reason,
             actor,
         };
-        let audit = append_audit(&mut tx, entry).await?;
-        self.commit(tx, audit.id).await?;
-        Ok(audit)
+        self.commit_with(tx, entry).await
     }
 
     async fn audit(&self, model: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>> {
