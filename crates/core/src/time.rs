@@ -28,6 +28,11 @@ impl Timestamp {
         Ok(Self(parsed.timestamp_micros()))
     }
 
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        Self(chrono::Utc::now().timestamp_micros())
+    }
+
     pub fn from_unix_seconds(seconds: i64) -> Self {
         Self(seconds * MICROS_PER_SECOND)
     }

@@ -282,7 +282,7 @@ fn parse_event(state: &AppState, body: &[u8]) -> Result<Event, ApiError> {
     let request: PredictRequest =
         serde_json::from_slice(body).map_err(|e| ApiError::Malformed(e.to_string()))?;
     let ctx = ValidateContext {
-        now: Timestamp(chrono::Utc::now().timestamp_micros()),
+        now: Timestamp::now(),
         default_entity: Some(request.user_id),
         path_prefix: "event.",
         ids: IdSource::Random,

@@ -104,7 +104,7 @@ fn open_error(error: LogError) -> ApiError {
 /// the record's index when there are several. Returns the labels among them.
 fn validate(contract: &Contract, records: &[&RawValue], kind: Kind) -> Result<Vec<LabelUpdate>, ApiError> {
     let mut labels = Vec::new();
-    let now = Timestamp(chrono::Utc::now().timestamp_micros());
+    let now = Timestamp::now();
     let mut errors = Vec::new();
     for (i, record) in records.iter().enumerate() {
         let prefix = if records.len() == 1 {
@@ -123,7 +123,12 @@ fn validate(contract: &Contract, records: &[&RawValue], kind: Kind) -> Result<Ve
             (Ok(Record::Event(_)), Kind::Events) => {}
             (Ok(Record::Label(update)), Kind::Labels) => labels.push(update),
             (Ok(_), _) => errors.push(FieldError {
-                field: format!("{prefix}$").trim_end_matches(".$").to_string(),
+                // The whole record: `$` alone, or the record's index in a batch.
+                field: if prefix.is_empty() {
+                    "$".into()
+                } else {
+                    prefix.trim_end_matches('.').into()
+                },
                 reason: kind.wrong_kind().into(),
             }),
             (Err(invalid), _) => errors.extend(invalid.errors),

@@ -140,7 +140,7 @@ pub fn rows_from_events(
     };
     let mut reader =
         InputReader::open(&InputSource::File(path.to_path_buf()), 0).map_err(|e| fail(e.to_string()))?;
-    let now = Timestamp(chrono_now_micros());
+    let now = Timestamp::now();
     let (mut events, mut delayed) = (Vec::new(), HashMap::new());
     while let Some(record) = reader.next_record().map_err(|e| fail(e.to_string()))? {
         let ctx = ValidateContext {
@@ -182,12 +182,6 @@ pub fn rows_from_events(
         }
     }
     Ok(rows)
-}
-
-fn chrono_now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Reads the `columns` and the `label` column of a CSV or Parquet file.
