@@ -9,11 +9,12 @@ use driftline_core::config::Config;
 use driftline_core::profile::{ColumnKind, ProfileParams, ReferenceProfile};
 use driftline_features::compute::FeatureEngine;
 use driftline_features::online::EmbeddedOnlineStore;
-use driftline_models::dataset::{ColumnType, Dataset};
+use driftline_models::dataset::Dataset;
 use driftline_models::estimator::FittedModel;
 use driftline_models::logistic::LogisticRegressionParams;
 use driftline_registry::{ArtifactRef, Lineage, ModelVersion, VersionStatus};
 use driftline_training::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle};
+use driftline_training::rows::column_type;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -44,13 +45,7 @@ fn model_with(version: u32, config: &Config, inverted: bool) -> LoadedModel {
         }
         labels.push((i % 100 >= 80) != inverted);
     }
-    let types = kinds
-        .iter()
-        .map(|k| match k {
-            ColumnKind::Numeric => ColumnType::Numeric,
-            ColumnKind::Categorical => ColumnType::Categorical,
-        })
-        .collect();
+    let types = kinds.iter().map(|k| column_type(*k)).collect();
     let data = Dataset::new(features.clone(), labels.clone(), columns.clone())
         .unwrap()
         .with_column_types(types)
