@@ -35,6 +35,7 @@ pub struct Settings {
     pub drift: DriftSettings,
     pub gates: GateSettings,
     pub model: ModelSettings,
+    pub retrain: RetrainSettings,
 }
 
 /// `[log]`: the embedded event log.
@@ -125,6 +126,11 @@ pub struct RolloutPlan {
     pub min_labels: u64,
     /// The canary's ROC AUC on labelled feedback may trail the champion's by at most this.
     pub max_auc_drop: f64,
+    /// Judge a step only once both variants have `min_labels` labelled predictions, so
+    /// the AUC comparison always applies (the retrainer sets this when concept drift
+    /// triggered it: the champion is then known to be wrong, and disagreeing with it is
+    /// no evidence against the challenger).
+    pub require_labels: bool,
 }
 
 impl Default for RolloutPlan {
@@ -139,6 +145,7 @@ impl Default for RolloutPlan {
             failed_checks_to_rollback: 2,
             min_labels: 200,
             max_auc_drop: 0.02,
+            require_labels: false,
         }
     }
 }
@@ -418,6 +425,90 @@ impl ModelSettings {
     }
 }
 
+/// `[retrain]`: the closed loop. When `driftline serve` retrains by itself, on which data,
+/// and what happens to the candidate. Manual retraining (`POST /v1/retrain`) works
+/// whatever the triggers say.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrainSettings {
+    /// Whether the automatic triggers are armed at all.
+    pub enabled: bool,
+    /// Retrain when the live monitor finds dataset drift in this many consecutive
+    /// evaluations (0 = never on data drift).
+    pub data_drift_windows: u32,
+    /// Retrain when concept-drift detectors (ADWIN, Page-Hinkley, DDM) on the champion's
+    /// labelled errors report drift.
+    pub on_concept_drift: bool,
+    /// How many of the three detectors must report drift within a minute of each other
+    /// (1 to 3): one alone raises more false alarms on low error rates (DDM especially).
+    pub concept_votes: u32,
+    /// Retrain every this many seconds whatever the drift (0 = no schedule).
+    pub schedule_seconds: f64,
+    /// After a retraining ends (promoted, rolled back or rejected), triggers wait this long.
+    pub cooldown_seconds: f64,
+    /// A drift-triggered retraining trains on events from this many seconds before the
+    /// drift was detected onward (event time), so the new model learns the new world;
+    /// scheduled and manual ones train on the most recent `max_events`.
+    pub lookback_seconds: f64,
+    /// At most this many of the most recent labelled events are trained on.
+    pub max_events: u64,
+    /// Labelled events the window must hold before fitting; the retrainer waits for them.
+    pub min_labels: u64,
+    /// A retraining still short of `min_labels` after this many seconds gives up.
+    pub max_wait_seconds: f64,
+    /// Roll a candidate that passed the gates out through `[serve.rollout]` (else it stays
+    /// `challenger` for a person to start).
+    pub rollout: bool,
+}
+
+impl Default for RetrainSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            data_drift_windows: 3,
+            on_concept_drift: true,
+            concept_votes: 2,
+            schedule_seconds: 0.0,
+            cooldown_seconds: 300.0,
+            lookback_seconds: 0.0,
+            max_events: 50_000,
+            min_labels: 2_000,
+            max_wait_seconds: 600.0,
+            rollout: true,
+        }
+    }
+}
+
+impl RetrainSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("retrain.schedule_seconds", self.schedule_seconds),
+            ("retrain.cooldown_seconds", self.cooldown_seconds),
+            ("retrain.lookback_seconds", self.lookback_seconds),
+            ("retrain.max_wait_seconds", self.max_wait_seconds),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}: {value} must be a number of seconds >= 0"
+                )));
+            }
+        }
+        if !(1..=3).contains(&self.concept_votes) {
+            return Err(ConfigError::Invalid(format!(
+                "retrain.concept_votes: {} must be 1, 2 or 3 (of ADWIN, Page-Hinkley, DDM)",
+                self.concept_votes
+            )));
+        }
+        if self.min_labels < 2 || self.max_events < self.min_labels {
+            return Err(ConfigError::Invalid(format!(
+                "retrain.min_labels ({}) must be at least 2 and at most retrain.max_events ({})",
+                self.min_labels, self.max_events
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{0}")]
@@ -613,6 +704,7 @@ impl Config {
         check_range("gates.min_avg_precision", settings.gates.min_avg_precision)?;
         check_range("gates.max_regression", settings.gates.max_regression)?;
         settings.model.check()?;
+        settings.retrain.check()?;
         settings
             .serve
             .rollout

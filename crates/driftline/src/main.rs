@@ -29,10 +29,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// Log verbosity for diagnostics on stderr (error, warn, info, debug, trace).
-    /// Env RUST_LOG takes precedence.
-    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
-    log_level: String,
+    /// Log verbosity for diagnostics on stderr (error, warn, info, debug, trace). Default
+    /// info, and error for `demo`, whose narrative is its output. Env RUST_LOG takes
+    /// precedence.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -73,7 +74,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log_level);
+    let quiet_default = if matches!(cli.command, Command::Demo(_)) {
+        "error"
+    } else {
+        "info"
+    };
+    init_tracing(cli.log_level.as_deref().unwrap_or(quiet_default));
     match run(cli) {
         Ok(code) => code,
         Err(error) if commands::is_broken_pipe(&error) => ExitCode::SUCCESS,

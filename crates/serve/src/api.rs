@@ -30,6 +30,7 @@ use driftline_registry::CHALLENGER;
 
 use crate::canary;
 use crate::error::ApiError;
+use crate::feedback::Prediction;
 use crate::ingest::{Appended, Kind, MAX_RECORDS};
 use crate::metrics::Variant;
 use crate::models::reload;
@@ -49,6 +50,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/rollout", get(rollout).post(change_rollout))
         .route("/v1/audit", get(audit))
+        .route("/v1/retrain", post(request_retrain))
+        .route("/v1/drift", get(drift))
         .route(
             "/v1/events",
             post(ingest_events).layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT)),
@@ -58,6 +61,8 @@ pub fn app(state: Arc<AppState>) -> Router {
             post(ingest_feedback).layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT)),
         )
         .route("/openapi.json", get(openapi))
+        .route("/", get(crate::dashboard::page))
+        .route("/v1/traffic", get(crate::dashboard::traffic))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -205,6 +210,7 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
         }
         _ => (Variant::Baseline, champion.clone()),
     };
+    state.observe_event_time(event.ts);
     let vector = online_vector(state, &event);
     let score = model.bundle.model.predict_proba_row(&vector.values);
     if !score.is_finite() {
@@ -222,14 +228,15 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
             .metrics
             .observe_comparison(decline != (champion_score >= champion.bundle.decision_threshold));
     }
-    if challenger.is_some() {
-        // Remember the prediction so delayed labels can judge the rollout's quality.
-        state
-            .feedback
-            .lock()
-            .expect("feedback lock")
-            .remember(&event.event_id, variant, score);
-    }
+    // Remembered so delayed labels can judge live quality, the rollout and concept drift.
+    state.feedback.lock().expect("feedback lock").remember(
+        &event.event_id,
+        Prediction {
+            variant,
+            score,
+            decline,
+        },
+    );
     offer_to_shadow(
         state,
         &event.event_id,
@@ -332,10 +339,35 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     state.shadow_metrics.render(&mut text);
+    state.concept.render(&mut text);
+    if let Some(retrainer) = state.retrainer.get() {
+        retrainer.render(&mut text);
+    }
+    render_live_quality(&state, &mut text);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
     )
+}
+
+/// `driftline_live_roc_auc{model_variant}`: ROC AUC of each variant's latest labelled
+/// predictions (absent while undefined).
+fn render_live_quality(state: &AppState, out: &mut String) {
+    use std::fmt::Write;
+    let feedback = state.feedback.lock().expect("feedback lock");
+    let _ = writeln!(
+        out,
+        "# HELP driftline_live_roc_auc ROC AUC of the latest labelled predictions (POST /v1/feedback) per variant.\n# TYPE driftline_live_roc_auc gauge"
+    );
+    for variant in Variant::ALL {
+        if let (Some(auc), _) = feedback.live_roc_auc(variant) {
+            let _ = writeln!(
+                out,
+                "driftline_live_roc_auc{{model_variant=\"{}\"}} {auc}",
+                variant.name()
+            );
+        }
+    }
 }
 
 /// The traffic split: champion, challenger, canary ratio and assignment.
@@ -541,11 +573,17 @@ async fn ingest(
     .map_err(|e| ApiError::Internal(format!("ingest task: {e}")))??;
     state.metrics.observe_ingested(appended.accepted as u64);
     if !appended.labels.is_empty() {
-        state
+        let joined = state
             .feedback
             .lock()
             .expect("feedback lock")
             .join(&appended.labels);
+        state.metrics.observe_labels_joined(joined.len() as u64);
+        for drift in state.concept.observe(&joined) {
+            if let Some(retrainer) = state.retrainer.get() {
+                retrainer.observe_concept_drift(drift.detector, drift.error_rate);
+            }
+        }
     }
     Ok((StatusCode::ACCEPTED, Json(appended)))
 }
@@ -566,6 +604,51 @@ fn records_of(body: &[u8], kind: Kind) -> Result<Vec<&RawValue>, ApiError> {
         }]));
     }
     Ok(records)
+}
+
+/// The live monitors: concept drift on the champion's errors and the retrainer's state.
+async fn drift(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "concept": state.concept.snapshot(),
+        "retrain": state.retrainer.get().map(|r| r.status()),
+    }))
+}
+
+/// `{"reason": "..."}`: why a person asks for a retraining.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetrainRequest {
+    reason: Option<String>,
+}
+
+/// Queues a manual retraining (admin); 409 while one runs.
+async fn request_retrain(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    authorize(&state, &headers)?;
+    let body = body.map_err(|r| body_error(r, state.body_limit))?;
+    let request: RetrainRequest = if body.is_empty() {
+        RetrainRequest { reason: None }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::Malformed(e.to_string()))?
+    };
+    let retrainer = state
+        .retrainer
+        .get()
+        .ok_or_else(|| ApiError::Internal("the retrainer is not running".into()))?;
+    retrainer
+        .request(
+            request
+                .reason
+                .unwrap_or_else(|| "requested through the API".into()),
+        )
+        .map_err(|why| ApiError::Conflict(why.into()))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::to_value(retrainer.status()).expect("statuses serialise")),
+    ))
 }
 
 async fn openapi() -> Json<serde_json::Value> {
@@ -604,16 +687,21 @@ async fn audit(
     ))
 }
 
-/// The model serving now, with its card.
+/// The models loaded (champion, challenger, shadow), with their cards.
 async fn models(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    let model = state.champion.load_full().ok_or(ApiError::NoModel)?;
-    Ok(Json(serde_json::json!({
-        "champion": {
+    let champion = state.champion.load_full().ok_or(ApiError::NoModel)?;
+    let describe = |model: &crate::state::LoadedModel| {
+        serde_json::json!({
             "model": model.version.model,
             "version": model.version.version,
             "created_at": model.version.created_at,
             "card": model.version.card,
             "decision_threshold": model.bundle.decision_threshold,
-        }
+        })
+    };
+    Ok(Json(serde_json::json!({
+        "champion": describe(&champion),
+        "challenger": state.challenger.load().as_deref().map(describe),
+        "shadow": state.shadow_model.load().as_deref().map(describe),
     })))
 }

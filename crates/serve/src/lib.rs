@@ -5,11 +5,15 @@
 //! - [`canary`]: sticky (entity-hash) or random assignment of requests to the canary.
 //! - [`metrics`]: Prometheus metrics on atomics, with the reference stack's names.
 //! - [`error`]: the API's errors and their one status/code table.
-//! - [`feedback`]: delayed labels joined with recent predictions, for the AUC gate.
+//! - [`feedback`]: delayed labels joined with recent predictions: live AUC, the rollout's
+//!   AUC gate, the concept-drift error stream.
 //! - [`ingest`]: HTTP ingest of events and delayed labels into the embedded log.
 //! - [`models`]: loading the registry's champion and challenger, refusing bad ones.
 //! - [`rollout`]: the metric-gated rollout controller (steps, checks, promote, roll back).
 //! - [`shadow`]: copies of predictions scored by a shadow model off the response path.
+//! - [`monitor`]: concept-drift detectors on the champion's labelled errors.
+//! - [`retrain`]: the closed loop: triggers, retraining through the gates, rollout.
+//! - [`dashboard`]: the built-in dashboard page and `/v1/traffic`.
 //! - [`openapi`]: the OpenAPI document, checked against the routes.
 //! - [`server`]: startup (in-process ingest, registry, hot swap) and the listener.
 //!
@@ -18,12 +22,15 @@
 
 pub mod api;
 pub mod canary;
+pub mod dashboard;
 pub mod error;
 pub mod feedback;
 pub mod ingest;
 pub mod metrics;
 pub mod models;
+pub mod monitor;
 pub mod openapi;
+pub mod retrain;
 pub mod rollout;
 pub mod server;
 pub mod shadow;

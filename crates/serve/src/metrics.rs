@@ -10,6 +10,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use driftline_features::ingest::IngestLag;
+
 /// Which model answered: the reference stack's variant names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
@@ -28,7 +30,8 @@ impl Variant {
         }
     }
 
-    const ALL: [Variant; 2] = [Variant::Baseline, Variant::Canary];
+    /// Both variants, in index order.
+    pub const ALL: [Variant; 2] = [Variant::Baseline, Variant::Canary];
 
     fn index(self) -> usize {
         self as usize
@@ -97,6 +100,30 @@ impl VariantSnapshot {
         }
     }
 
+    /// Quantile `q` of the latencies (seconds) interpolated linearly within its bucket, as
+    /// Prometheus' `histogram_quantile` estimates it; `None` without requests, the largest
+    /// finite bound when it falls in the +Inf bucket.
+    pub fn latency_estimate(&self, q: f64) -> Option<f64> {
+        let total: u64 = self.latency.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut seen = 0.0;
+        for (i, &count) in self.latency.iter().enumerate() {
+            let upper = match LATENCY_BUCKETS.get(i) {
+                Some(&upper) => upper,
+                None => return LATENCY_BUCKETS.last().copied(),
+            };
+            if count > 0 && seen + count as f64 >= rank {
+                let lower = if i == 0 { 0.0 } else { LATENCY_BUCKETS[i - 1] };
+                return Some(lower + (upper - lower) * (rank - seen) / count as f64);
+            }
+            seen += count as f64;
+        }
+        LATENCY_BUCKETS.last().copied()
+    }
+
     /// The upper bound of the bucket holding quantile `q` of the latencies (seconds), the
     /// way Prometheus' `histogram_quantile` bounds it; `None` without requests.
     pub fn latency_quantile(&self, q: f64) -> Option<f64> {
@@ -129,6 +156,9 @@ pub struct ServeMetrics {
     ingest_events: AtomicU64,
     ingest_dead_lettered: AtomicU64,
     ingest_last_batch_micros: AtomicU64,
+    ingest_lag_records: AtomicU64,
+    labels_joined: AtomicU64,
+    ingest_last_append_micros: AtomicU64,
     canary_compared: AtomicU64,
     canary_disagreements: AtomicU64,
     /// 0 idle, 1 running, 2 promoted, 3 rolled back.
@@ -154,6 +184,25 @@ impl ServeMetrics {
         let now = chrono::Utc::now().timestamp_micros();
         self.ingest_last_batch_micros
             .store(u64::try_from(now).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The next event-log offset the ingest thread will apply.
+    pub fn ingest_next_offset(&self) -> u64 {
+        self.ingest_offset.load(Ordering::Relaxed)
+    }
+
+    /// How far the ingest thread trails the event log.
+    pub fn observe_ingest_lag(&self, lag: IngestLag) {
+        self.ingest_lag_records.store(lag.records, Ordering::Relaxed);
+        self.ingest_last_append_micros.store(
+            u64::try_from(lag.last_append_micros).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Delayed labels that matched a remembered prediction.
+    pub fn observe_labels_joined(&self, joined: u64) {
+        self.labels_joined.fetch_add(joined, Ordering::Relaxed);
     }
 
     /// Records accepted by HTTP ingest.
@@ -295,6 +344,12 @@ impl ServeMetrics {
                 self.ingest_offset.load(Ordering::Relaxed),
             ),
             (
+                "driftline_ingest_lag_records",
+                "Event-log records not yet applied to online state.",
+                "gauge",
+                self.ingest_lag_records.load(Ordering::Relaxed),
+            ),
+            (
                 "driftline_ingest_events_total",
                 "Events applied to online state since the server started.",
                 "counter",
@@ -311,6 +366,12 @@ impl ServeMetrics {
                 "Events and labels accepted by POST /v1/events and /v1/feedback.",
                 "counter",
                 self.ingested.load(Ordering::Relaxed),
+            ),
+            (
+                "driftline_feedback_labels_joined_total",
+                "Delayed labels (POST /v1/feedback) that matched a remembered prediction.",
+                "counter",
+                self.labels_joined.load(Ordering::Relaxed),
             ),
             (
                 "driftline_canary_compared_total",
@@ -354,6 +415,16 @@ impl ServeMetrics {
                  # TYPE driftline_feature_freshness_seconds gauge\ndriftline_feature_freshness_seconds {age}\n"
             );
         }
+        let lag = IngestLag {
+            records: self.ingest_lag_records.load(Ordering::Relaxed),
+            last_append_micros: self.ingest_last_append_micros.load(Ordering::Relaxed) as i64,
+        };
+        let _ = write!(
+            out,
+            "# HELP driftline_ingest_lag_seconds How long the oldest event-log record not yet applied has waited at most (0 when caught up).\n\
+             # TYPE driftline_ingest_lag_seconds gauge\ndriftline_ingest_lag_seconds {}\n",
+            lag.seconds(chrono::Utc::now().timestamp_micros())
+        );
         let ratio = f64::from_bits(self.canary_ratio_bits.load(Ordering::Relaxed));
         let _ = write!(
             out,

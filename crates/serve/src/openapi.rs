@@ -7,7 +7,11 @@
 use serde_json::{Value, json};
 
 /// Every (method, path) the router serves.
-pub const ROUTES: [(&str, &str); 12] = [
+pub const ROUTES: [(&str, &str); 16] = [
+    ("get", "/v1/drift"),
+    ("post", "/v1/retrain"),
+    ("get", "/"),
+    ("get", "/v1/traffic"),
     ("post", "/v1/events"),
     ("post", "/v1/feedback"),
     ("post", "/predict"),
@@ -28,6 +32,17 @@ fn error_response(description: &str) -> Value {
 
 fn json_response(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn traffic_schema() -> Value {
+    let seconds = json!({"type": ["number", "null"]});
+    json!({"type": "object", "properties": {
+        "window_seconds": {"type": "number"},
+        "variants": {"type": "array", "items": {"type": "object", "properties": {
+            "variant": {"type": "string", "enum": ["baseline", "canary"]},
+            "requests": {"type": "integer"}, "errors": {"type": "integer"},
+            "p50_seconds": seconds, "p95_seconds": seconds, "p99_seconds": seconds,
+            "live_roc_auc": {"type": ["number", "null"]}, "live_labelled": {"type": "integer"}}}}}})
 }
 
 /// The document.
@@ -64,8 +79,9 @@ pub fn document() -> Value {
                 "503": json_response("No model yet.", json!({"type": "object"}))}}},
             "/metrics": {"get": {"summary": "Prometheus text exposition.", "responses": {
                 "200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/v1/models": {"get": {"summary": "The champion serving, with its card.", "responses": {
-                "200": json_response("The champion.", json!({"type": "object"})),
+            "/v1/models": {"get": {"summary": "The models loaded: champion, challenger (during a rollout) and shadow, with their cards.", "responses": {
+                "200": json_response("The loaded models; challenger and shadow are null when absent.", json!({"type": "object",
+                    "required": ["champion", "challenger", "shadow"]})),
                 "503": error_response("No model is serving yet.")}}},
             "/v1/rollout": {
                 "get": {"summary": "Champion, challenger, canary share and the controller's state.",
@@ -102,6 +118,22 @@ pub fn document() -> Value {
                     "401": error_response("The admin token is configured and was not given."),
                     "422": error_response("A label is invalid; nothing was appended."),
                     "503": error_response("Another producer holds the event log.")}}},
+            "/": {"get": {"summary": "The dashboard: one self-contained HTML page polling this API.", "responses": {
+                "200": {"description": "The page.", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+            "/v1/drift": {"get": {"summary": "The live monitors: concept-drift detectors (ADWIN, Page-Hinkley, DDM) on the champion's labelled errors, and the retrainer's state and history.",
+                "responses": {"200": json_response("Monitor state.", json!({"type": "object", "properties": {
+                    "concept": {"type": "object"}, "retrain": {"type": ["object", "null"]}}}))}}},
+            "/v1/retrain": {"post": {
+                "summary": "Ask for a retraining now (admin): trained on the most recent labelled events, judged by the gates, rolled out when it passes.",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string"}}}}}},
+                "responses": {
+                    "202": json_response("Queued; the retrainer's status.", json!({"type": "object"})),
+                    "401": error_response("The admin token is configured and was not given."),
+                    "409": error_response("A retraining is already running."),
+                    "422": error_response("Malformed body.")}}},
+            "/v1/traffic": {"get": {"summary": "Per variant: requests and errors since start, latency quantiles over the last minute, live ROC AUC on joined labels.",
+                "responses": {"200": json_response("Traffic.", traffic_schema())}}},
             "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": json_response("OpenAPI 3.1.", json!({"type": "object"}))}}}
         },
         "components": {

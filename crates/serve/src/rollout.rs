@@ -43,7 +43,9 @@ pub struct Quality {
 /// Judges a step's window of canary counters (and, when enough labels arrived, its
 /// quality) against the plan.
 pub fn judge(plan: &RolloutPlan, window: &VariantSnapshot, quality: Option<Quality>) -> Verdict {
-    if window.requests + window.exceptions < plan.min_requests.max(1) {
+    if window.requests + window.exceptions < plan.min_requests.max(1)
+        || (plan.require_labels && quality.is_none())
+    {
         return Verdict::Wait;
     }
     let mut failures = Vec::new();
@@ -298,6 +300,23 @@ mod tests {
             "{reasons:?}"
         );
         assert!(reasons[2].contains("50.0% of requests"), "{reasons:?}");
+    }
+
+    #[test]
+    fn a_plan_requiring_labels_waits_for_the_auc_comparison() {
+        let plan = RolloutPlan {
+            require_labels: true,
+            ..RolloutPlan::default()
+        };
+        assert_eq!(judge(&plan, &window(400, 0, 0, 400, 10), None), Verdict::Wait);
+        let better = Quality {
+            canary_auc: 0.95,
+            champion_auc: 0.60,
+        };
+        assert_eq!(
+            judge(&plan, &window(400, 0, 0, 400, 10), Some(better)),
+            Verdict::Pass
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use driftline_core::config::Config;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
+use driftline_features::offline::ParquetOfflineStore;
 use driftline_features::paths::DataPaths;
 use driftline_registry::{ArtifactStore, RegistryConfig};
 use driftline_stream::log::{LogConfig, LogReader};
@@ -20,6 +21,7 @@ use driftline_stream::log::{LogConfig, LogReader};
 use crate::api::app;
 use crate::ingest::LogSink;
 use crate::models::{Control, reload, watch_registry};
+use crate::retrain::{self, Retrainer};
 use crate::shadow::Shadow;
 use crate::state::AppState;
 
@@ -48,6 +50,40 @@ pub async fn run(
     addr: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let state = start(config).await?;
+    let listener = bind(addr).await?;
+    serve(listener, state, shutdown).await
+}
+
+/// Binds the listening socket.
+pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    tracing::info!(%addr, "serving");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Starts the platform behind the API: ingest following the log, the registry's models
+/// loaded and watched, the shadow queue, the retrainer. Returns the state the routes serve.
+pub async fn start(config: Config) -> Result<Arc<AppState>, ServeError> {
     let data_dir = config.settings.data_dir();
     let paths = DataPaths::new(&data_dir);
     let engine = FeatureEngine::from_config(&config);
@@ -58,6 +94,12 @@ pub async fn run(
     state.admin_token = config.settings.serve.admin_token.clone();
     state.shadow_enabled = config.settings.serve.shadow_enabled;
     state.rollout_plan = config.settings.serve.rollout.clone();
+    state.model_settings = config.settings.model.clone();
+    state.gate_settings = config.settings.gates.clone();
+    state
+        .retrainer
+        .set(Retrainer::new(config.settings.retrain.clone()))
+        .ok();
     let state = Arc::new(state);
     let shadow = Shadow::start(state.clone(), shadow_log(&data_dir));
     state.shadow.set(shadow).ok();
@@ -84,20 +126,13 @@ pub async fn run(
     reload(&state, &control).await;
     tokio::spawn(watch_registry(state.clone(), control.clone()));
     state.control.set(control).ok();
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
-    tracing::info!(addr = %listener.local_addr().map_or(addr.to_string(), |a| a.to_string()), "serving");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: addr.to_string(),
-            source,
-        })
+    let offline = ParquetOfflineStore::new(paths.offline(), config.contract.clone());
+    tokio::spawn(retrain::run(
+        state.clone(),
+        FeatureEngine::from_config(&config),
+        Arc::new(offline),
+    ));
+    Ok(state)
 }
 
 fn open_ingest(config: &Config, paths: &DataPaths) -> Result<Ingestor, ServeError> {
@@ -125,6 +160,7 @@ fn follow_log(mut ingestor: Ingestor, paths: DataPaths, state: Arc<AppState>) {
                             stats.events,
                             stats.dead_lettered(),
                         );
+                        state.metrics.observe_ingest_lag(ingest.lag());
                     };
                     ingestor
                         .run(&mut reader, true, &mut report)

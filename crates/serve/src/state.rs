@@ -5,21 +5,25 @@
 //! atomic read (no lock, no await) and a hot swap never blocks or fails a request in
 //! flight; a request keeps the `Arc` of the model it started with.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwapOption;
-use driftline_core::config::CanaryAssignment;
+use driftline_core::config::{CanaryAssignment, GateSettings, ModelSettings};
 use driftline_core::contract::Contract;
+use driftline_core::time::Timestamp;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::online::EmbeddedOnlineStore;
 use driftline_registry::ModelVersion;
 use driftline_training::bundle::ModelBundle;
 
+use crate::dashboard::TrafficHistory;
 use crate::feedback::Feedback;
 use crate::ingest::LogSink;
-use crate::metrics::ServeMetrics;
+use crate::metrics::{ServeMetrics, Variant};
 use crate::models::Control;
+use crate::monitor::ConceptWatch;
+use crate::retrain::Retrainer;
 use crate::rollout::{RolloutPlan, RolloutStatus};
 use crate::shadow::{Shadow, ShadowMetrics};
 
@@ -70,8 +74,19 @@ pub struct AppState {
     pub shadow_metrics: ShadowMetrics,
     /// The event log HTTP ingest appends to, once open.
     pub log: OnceLock<LogSink>,
-    /// Recent predictions during a rollout, joined with delayed labels.
+    /// Recent predictions, joined with delayed labels.
     pub feedback: Mutex<Feedback>,
+    /// Recent per-variant counters for `/v1/traffic`.
+    pub traffic: TrafficHistory,
+    /// Concept-drift detectors on the champion's labelled errors.
+    pub concept: ConceptWatch,
+    /// The closed loop, once started.
+    pub retrainer: OnceLock<Retrainer>,
+    /// What a retraining fits (`[model]`) and the gates it must pass (`[gates]`).
+    pub model_settings: ModelSettings,
+    pub gate_settings: GateSettings,
+    /// The latest event time a prediction was asked for (µs), the loop's "now" in event time.
+    latest_event_micros: AtomicI64,
 }
 
 impl AppState {
@@ -97,6 +112,25 @@ impl AppState {
             shadow_metrics: ShadowMetrics::default(),
             log: OnceLock::new(),
             feedback: Mutex::new(Feedback::default()),
+            traffic: TrafficHistory::default(),
+            concept: ConceptWatch::default(),
+            retrainer: OnceLock::new(),
+            model_settings: ModelSettings::default(),
+            gate_settings: GateSettings::default(),
+            latest_event_micros: AtomicI64::new(0),
+        }
+    }
+
+    /// Notes the event time of a prediction request.
+    pub fn observe_event_time(&self, ts: Timestamp) {
+        self.latest_event_micros.fetch_max(ts.micros(), Ordering::Relaxed);
+    }
+
+    /// The latest event time a prediction was asked for; wall-clock now before any.
+    pub fn latest_event_time(&self) -> Timestamp {
+        match self.latest_event_micros.load(Ordering::Relaxed) {
+            0 => Timestamp::now(),
+            micros => Timestamp(micros),
         }
     }
 
@@ -117,16 +151,35 @@ impl AppState {
 
     /// Makes `model` (or nobody) the challenger; returns the version it replaced.
     pub fn swap_challenger(&self, model: Option<LoadedModel>) -> Option<u32> {
-        self.challenger
+        let incoming = model.as_ref().map(|m| m.version.version);
+        let previous = self
+            .challenger
             .swap(model.map(Arc::new))
-            .map(|previous| previous.version.version)
+            .map(|previous| previous.version.version);
+        if previous != incoming {
+            self.feedback
+                .lock()
+                .expect("feedback lock")
+                .reset_recent(Variant::Canary);
+        }
+        previous
     }
 
     /// Makes `model` the one serving; returns the version it replaced.
     pub fn swap_champion(&self, model: LoadedModel) -> Option<u32> {
-        self.metrics.set_model(model.version.version);
-        self.champion
+        let incoming = model.version.version;
+        self.metrics.set_model(incoming);
+        let previous = self
+            .champion
             .swap(Some(Arc::new(model)))
-            .map(|previous| previous.version.version)
+            .map(|previous| previous.version.version);
+        if previous != Some(incoming) {
+            self.feedback
+                .lock()
+                .expect("feedback lock")
+                .reset_recent(Variant::Baseline);
+            self.concept.watch(incoming);
+        }
+        previous
     }
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `driftline` binary, run as a user would run it.
 
+mod demo;
 mod drift;
 mod learnability;
 mod models;

@@ -182,24 +182,6 @@ fn absolute_gates_reject_with_the_threshold_named() {
 }
 
 #[test]
-fn the_demo_trains_a_champion_before_the_drift_and_a_better_challenger_after() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = stdout(&run(tmp.path(), &["demo", "--events", "120000"]));
-    let line = |needle: &str| {
-        out.lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{out}"))
-            .to_string()
-    };
-    assert!(line("fraud v1").contains("-> champion"), "{out}");
-    let retrained = line("fraud v2");
-    assert!(
-        retrained.contains("champion v1 scores") && retrained.contains("-> challenger"),
-        "{out}"
-    );
-}
-
-#[test]
 fn two_processes_registering_at_once_get_consecutive_versions() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -1,5 +1,6 @@
 //! `driftline serve` as a user runs it: train, serve, predict with the reference payload,
-//! and swap the champion from another process without a restart.
+//! swap the champion from another process under load without a failed request, and kill
+//! the server mid-load without losing an acknowledged event.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -77,22 +78,7 @@ const QUICKSTART: &str = r#"{"user_id":"user-42","event":{"transaction_amount":8
 fn serve_predicts_and_swaps_the_champion_set_from_another_process() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    run(dir, &["gen", "--count", "20000", "--users", "200", "--to", "log"]);
-    run(dir, &["ingest"]);
-    // The gates are not what this test is about: floors at 0 so both versions register.
-    for estimator in ["logistic", "gbt"] {
-        let output = driftline(dir)
-            .args(["train", "--estimator", estimator])
-            .env("MIN_ROC_AUC", "0")
-            .env("MIN_AVG_PRECISION", "0")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    train_two_versions(dir);
     run(dir, &["models", "alias", "set", "shadow", "2"]);
     let port = free_port();
     let _server = start(dir, port);
@@ -168,4 +154,166 @@ fn serve_predicts_and_swaps_the_champion_set_from_another_process() {
         metrics
             .contains("serving_app_request_latency_seconds_bucket{model_variant=\"baseline\",le=\"0.001\"}")
     );
+}
+
+/// Prediction traffic from `clients` threads until `stop` is set: (answered 200, anything
+/// else, versions seen).
+fn drive_load(
+    port: u16,
+    clients: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> (u64, Vec<String>, std::collections::BTreeSet<String>) {
+    use std::sync::atomic::Ordering;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|client| {
+                scope.spawn(move || {
+                    let (mut ok, mut failures, mut versions) = (0, Vec::new(), std::collections::BTreeSet::new());
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let body = format!(
+                            r#"{{"user_id":"user-{:05}","event":{{"transaction_amount":{}.5,"country":"US","device":"web","event_ts":"2024-03-01T12:00:00Z"}}}}"#,
+                            (n * 7 + client as u64) % 200,
+                            n % 900
+                        );
+                        match http(port, "POST", "/predict", &body) {
+                            Some((200, text)) => {
+                                ok += 1;
+                                let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+                                versions.insert(json["model_version"].as_str().unwrap().to_string());
+                            }
+                            other => failures.push(format!("{other:?}")),
+                        }
+                    }
+                    (ok, failures, versions)
+                })
+            })
+            .collect();
+        workers.into_iter().fold(
+            (0, Vec::new(), std::collections::BTreeSet::new()),
+            |(ok, mut failures, mut versions), worker| {
+                let (o, f, v) = worker.join().unwrap();
+                failures.extend(f);
+                versions.extend(v);
+                (ok + o, failures, versions)
+            },
+        )
+    })
+}
+
+/// 20,000 events ingested, then v1 (logistic, champion) and v2 (GBT, challenger). The gates
+/// are not what these tests are about: floors at 0 so both versions register.
+fn train_two_versions(dir: &Path) {
+    run(dir, &["gen", "--count", "20000", "--users", "200", "--to", "log"]);
+    run(dir, &["ingest"]);
+    for estimator in ["logistic", "gbt"] {
+        let output = driftline(dir)
+            .args(["train", "--estimator", estimator])
+            .env("MIN_ROC_AUC", "0")
+            .env("MIN_AVG_PRECISION", "0")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn champion_swaps_from_another_process_under_load_fail_no_request() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    train_two_versions(dir);
+    let port = free_port();
+    let _server = start(dir, port);
+    let stop = AtomicBool::new(false);
+    let (ok, failures, versions) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| drive_load(port, 4, &stop));
+        // Six alias changes from the CLI, each in its own process, while traffic flows.
+        for _ in 0..3 {
+            run(dir, &["models", "promote", "--reason", "load test"]);
+            std::thread::sleep(Duration::from_millis(300));
+            run(dir, &["models", "rollback", "--reason", "load test"]);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        stop.store(true, Ordering::Relaxed);
+        load.join().unwrap()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        ok,
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok > 100, "only {ok} requests were served");
+    assert_eq!(
+        versions.into_iter().collect::<Vec<_>>(),
+        ["1", "2"],
+        "both champions should have served during the swaps"
+    );
+}
+
+#[test]
+fn kill_9_mid_load_then_restart_keeps_every_acknowledged_event_and_serves_again() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    train_two_versions(dir);
+    let port = free_port();
+    let mut server = start(dir, port);
+    // Acknowledged (202) events for a user the log has never seen, posted just before the kill.
+    let events: Vec<String> = (0..3)
+        .map(|i| {
+            format!(
+                r#"{{"event_id":"acked-before-kill-{i}","user_id":"newcomer","transaction_amount":{}.0,"country":"FR","device":"ios","event_ts":"2024-03-01T00:00:0{i}Z"}}"#,
+                10 * (i + 1)
+            )
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let (ok, _failures, _) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| drive_load(port, 2, &stop));
+        std::thread::sleep(Duration::from_millis(300));
+        for event in &events {
+            let (status, text) = http(port, "POST", "/v1/events", event).unwrap();
+            assert_eq!(status, 202, "{text}");
+        }
+        let _ = server.0.kill(); // SIGKILL, mid-load.
+        let _ = server.0.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::Relaxed);
+        load.join().unwrap()
+    });
+    assert!(ok > 0, "no request was served before the kill");
+
+    let _restarted = start(dir, port);
+    assert_eq!(model_version(port, QUICKSTART), "1");
+    // The restarted server replays the log: the three acknowledged events are in its state.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metric = loop {
+        let (_, metrics) = http(port, "GET", "/metrics", "").unwrap();
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("driftline_ingest_next_offset "))
+            .map(String::from)
+            .unwrap_or_default();
+        if line.ends_with(" 20003") || Instant::now() > deadline {
+            break line;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(metric, "driftline_ingest_next_offset 20003");
+    drop(_restarted);
+    let out = run(dir, &["features", "get", "newcomer"]);
+    let vector: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        vector["features"]["transaction_amount_count_24h"], 3.0,
+        "{vector}"
+    );
+    assert_eq!(vector["features"]["transaction_amount_sum_24h"], 60.0, "{vector}");
 }

@@ -146,7 +146,30 @@ pub struct Ingestor {
     next_offset: u64,
     stats: IngestStats,
     last_checkpoint: Instant,
+    lag: IngestLag,
     _lock: Option<File>,
+}
+
+/// How far ingest trails the log, as of its last read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestLag {
+    /// Records in the log not applied yet: 0 when the last read reached the end, else
+    /// measured at most once a second.
+    pub records: u64,
+    /// Append time of the last record applied, µs since the epoch (0 before any).
+    pub last_append_micros: i64,
+}
+
+impl IngestLag {
+    /// Seconds the oldest unapplied record has waited at most: 0 when caught up, else the
+    /// time since the last applied record was appended (the next one is no older).
+    pub fn seconds(&self, now_micros: i64) -> f64 {
+        if self.records == 0 || self.last_append_micros == 0 {
+            0.0
+        } else {
+            (now_micros - self.last_append_micros).max(0) as f64 / 1e6
+        }
+    }
 }
 
 /// One record's fate before state is consulted.
@@ -184,6 +207,7 @@ impl Ingestor {
             next_offset: checkpoint.next_offset,
             stats: checkpoint.stats,
             last_checkpoint: Instant::now(),
+            lag: IngestLag::default(),
             _lock: Some(lock),
         })
     }
@@ -234,6 +258,7 @@ impl Ingestor {
             next_offset: checkpoint.next_offset,
             stats: checkpoint.stats,
             last_checkpoint: Instant::now(),
+            lag: IngestLag::default(),
             _lock: None,
         }
     }
@@ -259,6 +284,11 @@ impl Ingestor {
         self.next_offset
     }
 
+    /// How far this consumer trails the log, as of its last read in [`run`](Self::run).
+    pub fn lag(&self) -> IngestLag {
+        self.lag
+    }
+
     /// Consumes the log from the committed offset: to its end, or for ever when
     /// `follow` is set (checkpointing at least every `ingest.checkpoint_interval`).
     /// `progress` is called after every batch.
@@ -273,10 +303,21 @@ impl Ingestor {
         let batch_size = self.config.settings.ingest.batch_size;
         let interval =
             Duration::from_micros(self.config.settings.ingest.checkpoint_interval.micros().max(0) as u64);
+        let mut lag_measured = Instant::now() - Duration::from_secs(1);
         loop {
             let n = reader.read_into(batch_size, &mut batch)?;
+            let lag_before = self.lag;
             if n > 0 {
                 self.process(&batch)?;
+                self.lag.last_append_micros = batch.iter().last().map_or(0, |r| r.append_ts_micros);
+            }
+            if n < batch_size {
+                self.lag.records = 0;
+            } else if lag_measured.elapsed() >= Duration::from_secs(1) {
+                self.lag.records = reader.end_offset()?.saturating_sub(self.next_offset);
+                lag_measured = Instant::now();
+            }
+            if n > 0 || self.lag != lag_before {
                 progress(self);
             }
             let due = self.uncommitted() >= self.config.settings.ingest.checkpoint_every as u64
@@ -288,7 +329,7 @@ impl Ingestor {
                 if !follow {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
         self.checkpoint()

@@ -34,6 +34,20 @@ impl GeneratedEvent {
     /// Appends the event as one JSON object (no line terminator), fields in contract
     /// order.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        self.write_json_fields(out);
+        out.extend_from_slice(b",\"label\":");
+        out.push(b'0' + self.label);
+        out.push(b'}');
+    }
+
+    /// Like [`write_json`](Self::write_json) without the label: the event as it arrives
+    /// before anyone knows whether it was fraud (the label follows later, by `event_id`).
+    pub fn write_json_unlabelled(&self, out: &mut Vec<u8>) {
+        self.write_json_fields(out);
+        out.push(b'}');
+    }
+
+    fn write_json_fields(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"event_id\":\"");
         out.extend_from_slice(self.event_id.as_bytes());
         out.extend_from_slice(b"\",\"user_id\":\"");
@@ -49,9 +63,7 @@ impl GeneratedEvent {
         write_json_string(out, self.device);
         out.extend_from_slice(b",\"event_ts\":\"");
         out.extend_from_slice(self.event_ts.as_bytes());
-        out.extend_from_slice(b"\",\"label\":");
-        out.push(b'0' + self.label);
-        out.push(b'}');
+        out.push(b'"');
     }
 
     /// Appends the event as one CSV row matching [`CSV_HEADER`] (no line terminator);
