@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: typed configuration (`driftline.toml`), precedence defaults < file <
 //!   environment < flags, checked into [`config::Config`].
+//! - [`drift`]: the named drift tests and per-column overrides that configuration spells.
 //! - [`contract`]: the event schema declared in configuration and the validator that
 //!   turns raw JSON or CSV records into typed [`event::Event`]s, reporting every bad field.
 //! - [`features`]: declarative feature definitions and the column layout of a
@@ -14,6 +15,7 @@
 
 pub mod config;
 pub mod contract;
+pub mod drift;
 pub mod event;
 pub mod features;
 pub mod profile;

@@ -13,21 +13,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use driftline_core::drift::ColumnOverride;
+
 use crate::data::ColumnValues;
 use crate::stattest::{ColumnType, PairedCounts, StatTest};
 
 /// Reference size up to which Evidently chooses statistical tests over distances.
 pub const SMALL_REFERENCE_ROWS: usize = 1000;
-
-/// Per-column choices.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ColumnOverride {
-    /// The test to run instead of the default.
-    pub test: Option<StatTest>,
-    /// The threshold to use instead of the test's default.
-    pub threshold: Option<f64>,
-}
 
 /// How drift is judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,25 +66,32 @@ impl DriftConfig {
             ));
         }
         for (name, o) in &self.columns {
-            if let Some(t) = o.threshold.filter(|t| t.is_nan() || *t < 0.0) {
-                return Err(format!("column '{name}': threshold must be >= 0, got {t}"));
-            }
+            o.check().map_err(|e| format!("column '{name}': {e}"))?;
         }
         Ok(())
     }
 
     /// The test and threshold for a column pair.
     pub fn choose(&self, name: &str, reference: &ColumnValues, current: &ColumnValues) -> (StatTest, f64) {
-        let chosen = self.columns.get(name);
-        let test = chosen
+        let test = self
+            .columns
+            .get(name)
             .and_then(|o| o.test)
             .unwrap_or_else(|| default_test(reference, current));
-        let threshold = chosen.and_then(|o| o.threshold).unwrap_or(if test.is_p_value() {
-            self.p_value_threshold
-        } else {
-            self.distance_threshold
-        });
-        (test, threshold)
+        (test, self.threshold(name, test))
+    }
+
+    /// The threshold of `test` on column `name`: the column's own, else the configured
+    /// threshold of p-value tests or of distances.
+    pub fn threshold(&self, name: &str, test: StatTest) -> f64 {
+        self.columns
+            .get(name)
+            .and_then(|o| o.threshold)
+            .unwrap_or(if test.is_p_value() {
+                self.p_value_threshold
+            } else {
+                self.distance_threshold
+            })
     }
 }
 

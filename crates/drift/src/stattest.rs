@@ -3,11 +3,14 @@
 //!
 //! Key decision: the drift verdict's comparison direction is Evidently's, per test: KS
 //! drifts when p <= threshold, chi-square and Z when p < threshold, every distance when
-//! score >= threshold. A NaN score never drifts.
+//! score >= threshold. A NaN score never drifts. [`StatTest`] itself is defined in
+//! `driftline-core` (configuration names it) and re-exported here.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use driftline_core::drift::StatTest;
 
 use crate::data::ColumnValues;
 use crate::stats::{self, StatsError, binning};
@@ -29,85 +32,9 @@ impl ColumnType {
     }
 }
 
-/// A drift test, by Evidently's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StatTest {
-    /// Two-sample Kolmogorov–Smirnov p-value (numeric only).
-    Ks,
-    /// Chi-square p-value on category counts.
-    #[serde(rename = "chisquare")]
-    ChiSquare,
-    /// Two-proportion Z-test p-value.
-    #[serde(rename = "z")]
-    ZTest,
-    /// Jensen–Shannon distance (base 2) on Evidently's bins.
-    #[serde(rename = "jensenshannon")]
-    JensenShannon,
-    /// Wasserstein distance normed by the reference standard deviation (numeric only).
-    Wasserstein,
-    /// Population stability index on Evidently's bins.
-    Psi,
-    /// Hellinger distance.
-    Hellinger,
-}
-
-impl StatTest {
-    /// Whether the score is a p-value (else a distance).
-    pub fn is_p_value(self) -> bool {
-        matches!(self, StatTest::Ks | StatTest::ChiSquare | StatTest::ZTest)
-    }
-
-    /// Evidently's default threshold: 0.05 for p-values, 0.1 for distances.
-    pub fn default_threshold(self) -> f64 {
-        if self.is_p_value() { 0.05 } else { 0.1 }
-    }
-
-    /// Whether the test can run on a column of this type.
-    pub fn applies_to(self, column_type: ColumnType) -> bool {
-        !matches!(
-            (self, column_type),
-            (StatTest::Ks | StatTest::Wasserstein, ColumnType::Categorical)
-        )
-    }
-
-    /// Evidently's verdict for a score against a threshold.
-    pub fn drifted(self, score: f64, threshold: f64) -> bool {
-        match self {
-            StatTest::Ks => score <= threshold,
-            StatTest::ChiSquare | StatTest::ZTest => score < threshold,
-            _ => score >= threshold,
-        }
-    }
-
-    /// Every test, in the order they are documented.
-    pub const ALL: [StatTest; 7] = [
-        StatTest::Ks,
-        StatTest::ChiSquare,
-        StatTest::ZTest,
-        StatTest::JensenShannon,
-        StatTest::Wasserstein,
-        StatTest::Psi,
-        StatTest::Hellinger,
-    ];
-
-    /// The test of an Evidently name ("ks", "chisquare", "z", "jensenshannon",
-    /// "wasserstein", "psi", "hellinger").
-    pub fn from_name(name: &str) -> Option<StatTest> {
-        Self::ALL.into_iter().find(|t| t.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            StatTest::Ks => "ks",
-            StatTest::ChiSquare => "chisquare",
-            StatTest::ZTest => "z",
-            StatTest::JensenShannon => "jensenshannon",
-            StatTest::Wasserstein => "wasserstein",
-            StatTest::Psi => "psi",
-            StatTest::Hellinger => "hellinger",
-        }
-    }
+/// Whether `test` can run on a column of this type (KS and Wasserstein need numbers).
+pub fn applies_to(test: StatTest, column_type: ColumnType) -> bool {
+    !(test.numeric_only() && column_type == ColumnType::Categorical)
 }
 
 /// What a test found.
@@ -133,7 +60,7 @@ pub fn run(
         });
     }
     let column_type = ColumnType::of(reference);
-    if !test.applies_to(column_type) || column_type != ColumnType::of(current) {
+    if !applies_to(test, column_type) || column_type != ColumnType::of(current) {
         return Err(StatsError::Invalid {
             what: "test",
             reason: format!("{} does not apply to a {column_type:?} column", test.name()),
@@ -467,25 +394,5 @@ mod tests {
                 check(StatTest::Ks, &r, &c, &case["ks_p_value"], 1e-6, name);
             }
         }
-    }
-
-    #[test]
-    fn names_round_trip_and_match_serde() {
-        for test in StatTest::ALL {
-            assert_eq!(StatTest::from_name(test.name()), Some(test));
-            assert_eq!(
-                serde_json::to_string(&test).unwrap(),
-                format!("\"{}\"", test.name())
-            );
-        }
-        assert_eq!(StatTest::from_name("t-test"), None);
-    }
-
-    #[test]
-    fn comparison_direction_follows_evidently() {
-        assert!(StatTest::Ks.drifted(0.05, 0.05));
-        assert!(!StatTest::ChiSquare.drifted(0.05, 0.05));
-        assert!(StatTest::Wasserstein.drifted(0.1, 0.1));
-        assert!(!StatTest::ZTest.drifted(f64::NAN, 0.05));
     }
 }
