@@ -1,5 +1,5 @@
 //! driftline-drift: batch data-drift detection with the verdicts of Evidently's data-drift
-//! preset, computed exactly and fast.
+//! preset, computed exactly and fast; concept-drift detectors on a model's error stream.
 //!
 //! Key decision: three layers that can each be tested alone. [`stats`] is scipy-parity
 //! mathematics on slices; [`stattest`] applies one named test to a reference/current
@@ -7,7 +7,9 @@
 //! and threshold per column (Evidently's defaults, overridable) and [`report`] turns the
 //! verdicts into JSON and a self-contained HTML page. Reading files lives in [`data`];
 //! a model's stored reference profile becomes a reference table in [`profile`].
+//! [`concept`] ports river's ADWIN, Page–Hinkley and DDM.
 
+pub mod concept;
 pub mod data;
 pub mod profile;
 pub mod report;
@@ -15,6 +17,7 @@ pub mod selection;
 pub mod stats;
 pub mod stattest;
 
+pub use concept::{ConceptMonitor, ConceptSnapshot, DetectorState};
 pub use data::{Column, ColumnValues, ReadOptions, Table};
 pub use report::{ColumnDrift, DatasetDrift, DriftReport};
 pub use selection::{ColumnOverride, DriftConfig};

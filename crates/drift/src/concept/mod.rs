@@ -1,0 +1,264 @@
+//! Concept drift on the model's error stream: ADWIN, Page–Hinkley and DDM, and a
+//! [`ConceptMonitor`] that runs all three on the same stream of 0/1 errors (a delayed label
+//! joined to its prediction by `event_id`).
+//!
+//! Key decision: each detector is a port of the Python package `river` (0.26.1) that fires
+//! at exactly the indices river's does (checked against `tests/fixtures/concept_expected.json`,
+//! made by `make_concept_fixture.py`), including river's reset rule: a detector that
+//! reported drift starts afresh on its next update. Arithmetic is written in river's
+//! operation order, so the floating-point results, and hence the indices, agree.
+
+mod adwin;
+mod ddm;
+mod page_hinkley;
+
+#[cfg(test)]
+mod tests;
+
+pub use adwin::{Adwin, AdwinParams};
+pub use ddm::{Ddm, DdmParams};
+pub use page_hinkley::{PageHinkley, PageHinkleyMode, PageHinkleyParams};
+
+use serde::{Deserialize, Serialize};
+
+/// What a detector concluded after its latest update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorState {
+    /// No change detected.
+    #[default]
+    Stable,
+    /// DDM only: the error rate is rising towards the drift level.
+    Warning,
+    /// A change was detected; the detector resets on its next update.
+    Drift,
+}
+
+/// A parameter outside its valid range, named.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{detector}.{parameter}: {reason}")]
+pub struct ParamError {
+    pub detector: &'static str,
+    pub parameter: &'static str,
+    pub reason: String,
+}
+
+impl ParamError {
+    fn new(detector: &'static str, parameter: &'static str, reason: impl Into<String>) -> Self {
+        ParamError {
+            detector,
+            parameter,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A change detector over a stream of numbers.
+pub trait DriftDetector {
+    /// Adds one value and returns the state after it.
+    fn update(&mut self, x: f64) -> DetectorState;
+    /// The state after the latest update.
+    fn state(&self) -> DetectorState;
+    /// Forgets everything seen (the state becomes [`DetectorState::Stable`]).
+    fn reset(&mut self);
+}
+
+/// river's `stats.Mean`, whose exact update order the detectors' thresholds depend on.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct RunningMean {
+    n: f64,
+    mean: f64,
+}
+
+impl RunningMean {
+    fn update(&mut self, x: f64) {
+        self.n += 1.0;
+        self.mean += (1.0 / self.n) * (x - self.mean);
+    }
+}
+
+/// The three detectors of the error stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorKind {
+    Adwin,
+    PageHinkley,
+    Ddm,
+}
+
+impl DetectorKind {
+    pub const ALL: [DetectorKind; 3] = [DetectorKind::Adwin, DetectorKind::PageHinkley, DetectorKind::Ddm];
+
+    /// The name used in JSON and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectorKind::Adwin => "adwin",
+            DetectorKind::PageHinkley => "page_hinkley",
+            DetectorKind::Ddm => "ddm",
+        }
+    }
+}
+
+/// Parameters of the three detectors (river's defaults).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConceptParams {
+    pub adwin: AdwinParams,
+    pub page_hinkley: PageHinkleyParams,
+    pub ddm: DdmParams,
+}
+
+/// One detector's history as the monitor reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DetectorStatus {
+    pub detector: DetectorKind,
+    /// The state after the latest error.
+    pub state: DetectorState,
+    /// Times the detector entered the warning zone (a run of warnings counts once).
+    pub warnings: u64,
+    /// Drifts detected.
+    pub drifts: u64,
+    /// Index in the error stream (0-based) of the latest warning, if any.
+    pub last_warning_index: Option<u64>,
+    /// Index in the error stream (0-based) of the latest drift, if any.
+    pub last_drift_index: Option<u64>,
+}
+
+impl DetectorStatus {
+    fn new(detector: DetectorKind) -> Self {
+        DetectorStatus {
+            detector,
+            state: DetectorState::Stable,
+            warnings: 0,
+            drifts: 0,
+            last_warning_index: None,
+            last_drift_index: None,
+        }
+    }
+
+    /// Records the state after error `index`; returns it when it is news (a drift, or the
+    /// start of a warning zone).
+    fn record(&mut self, state: DetectorState, index: u64) -> Option<ConceptEvent> {
+        let previous = std::mem::replace(&mut self.state, state);
+        let news = match state {
+            DetectorState::Stable => false,
+            DetectorState::Warning => {
+                self.last_warning_index = Some(index);
+                previous != DetectorState::Warning
+            }
+            DetectorState::Drift => {
+                self.last_drift_index = Some(index);
+                true
+            }
+        };
+        if !news {
+            return None;
+        }
+        match state {
+            DetectorState::Warning => self.warnings += 1,
+            _ => self.drifts += 1,
+        }
+        Some(ConceptEvent {
+            detector: self.detector,
+            state,
+            index,
+        })
+    }
+}
+
+/// A detector entering the warning zone or detecting drift.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ConceptEvent {
+    pub detector: DetectorKind,
+    /// [`DetectorState::Warning`] or [`DetectorState::Drift`].
+    pub state: DetectorState,
+    /// Index of the error that caused it (0-based).
+    pub index: u64,
+}
+
+/// ADWIN, Page–Hinkley and DDM on one stream of prediction errors.
+#[derive(Debug, Clone)]
+pub struct ConceptMonitor {
+    adwin: Adwin,
+    page_hinkley: PageHinkley,
+    ddm: Ddm,
+    statuses: [DetectorStatus; 3],
+    observations: u64,
+    errors: u64,
+}
+
+impl Default for ConceptMonitor {
+    fn default() -> Self {
+        Self::new(ConceptParams::default()).expect("river's defaults are valid")
+    }
+}
+
+impl ConceptMonitor {
+    pub fn new(params: ConceptParams) -> Result<Self, ParamError> {
+        Ok(ConceptMonitor {
+            adwin: Adwin::new(params.adwin)?,
+            page_hinkley: PageHinkley::new(params.page_hinkley)?,
+            ddm: Ddm::new(params.ddm)?,
+            statuses: DetectorKind::ALL.map(DetectorStatus::new),
+            observations: 0,
+            errors: 0,
+        })
+    }
+
+    /// Adds one labelled prediction (`error`: the decision disagreed with the label) and
+    /// returns what is news: a detector entering its warning zone or detecting drift.
+    /// Allocates only when there is news.
+    pub fn update(&mut self, error: bool) -> Vec<ConceptEvent> {
+        let x = f64::from(u8::from(error));
+        let index = self.observations;
+        self.observations += 1;
+        self.errors += u64::from(error);
+        let states = [
+            self.adwin.update(x),
+            self.page_hinkley.update(x),
+            self.ddm.update(x),
+        ];
+        self.statuses
+            .iter_mut()
+            .zip(states)
+            .filter_map(|(status, state)| status.record(state, index))
+            .collect()
+    }
+
+    /// The state of every detector and the error rates.
+    pub fn snapshot(&self) -> ConceptSnapshot {
+        ConceptSnapshot {
+            observations: self.observations,
+            errors: self.errors,
+            error_rate: rate(self.errors, self.observations),
+            recent_error_rate: self.adwin.estimation(),
+            recent_window: self.adwin.width() as u64,
+            detectors: self.statuses.to_vec(),
+        }
+    }
+}
+
+fn rate(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// What [`ConceptMonitor::snapshot`] reports (part of `GET /v1/drift`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConceptSnapshot {
+    /// Labelled predictions seen.
+    pub observations: u64,
+    /// Of which errors.
+    pub errors: u64,
+    /// errors / observations (0 before any).
+    pub error_rate: f64,
+    /// The error rate over ADWIN's current window: the errors since the last change.
+    pub recent_error_rate: f64,
+    /// Length of ADWIN's current window.
+    pub recent_window: u64,
+    /// ADWIN, Page–Hinkley, DDM, in that order.
+    pub detectors: Vec<DetectorStatus>,
+}

@@ -1,0 +1,190 @@
+//! The detectors against river: same streams, same parameters, same indices and the same
+//! internal state to the last bit (fixture made by `tests/fixtures/make_concept_fixture.py`).
+
+use serde_json::Value;
+
+use super::*;
+
+fn fixture() -> Value {
+    serde_json::from_str(include_str!("../../tests/fixtures/concept_expected.json")).unwrap()
+}
+
+fn indices(value: &Value) -> Vec<usize> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect()
+}
+
+fn stream(case: &Value) -> Vec<f64> {
+    case["stream"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or_else(|| panic!("a number, not {value}"))
+}
+
+/// A detector of the fixture's run `name`, built from the run's river parameters.
+fn detector(fixture: &Value, name: &str) -> Box<dyn Inspect> {
+    fn params<T: serde::de::DeserializeOwned>(fixture: &Value, name: &str) -> T {
+        serde_json::from_value(fixture["params"][name].clone()).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+    if name.starts_with("adwin") {
+        Box::new(Adwin::new(params(fixture, name)).unwrap())
+    } else if name.starts_with("page_hinkley") {
+        Box::new(PageHinkley::new(params(fixture, name)).unwrap())
+    } else {
+        Box::new(Ddm::new(params(fixture, name)).unwrap())
+    }
+}
+
+/// A detector whose internal state can be compared with river's `final` record.
+trait Inspect: DriftDetector {
+    fn check_final(&self, expected: &Value, context: &str);
+}
+
+impl Inspect for Adwin {
+    fn check_final(&self, expected: &Value, context: &str) {
+        assert_eq!(self.width(), number(&expected["width"]), "{context} width");
+        assert_eq!(self.total, number(&expected["total"]), "{context} total");
+        assert_eq!(self.variance, number(&expected["variance"]), "{context} variance");
+    }
+}
+
+impl Inspect for PageHinkley {
+    fn check_final(&self, expected: &Value, context: &str) {
+        assert_eq!(self.mean.mean, number(&expected["mean"]), "{context} mean");
+        assert_eq!(self.mean.n, number(&expected["n"]), "{context} n");
+        assert_eq!(self.sum_increase, number(&expected["sum_increase"]), "{context}");
+        assert_eq!(self.sum_decrease, number(&expected["sum_decrease"]), "{context}");
+        let min_increase = expected["min_increase"].as_f64().unwrap_or(f64::INFINITY);
+        assert_eq!(self.min_increase, min_increase, "{context} min_increase");
+        assert_eq!(self.max_decrease, number(&expected["max_decrease"]), "{context}");
+    }
+}
+
+impl Inspect for Ddm {
+    fn check_final(&self, expected: &Value, context: &str) {
+        assert_eq!(self.error_rate.mean, number(&expected["p"]), "{context} p");
+        assert_eq!(self.error_rate.n, number(&expected["n"]), "{context} n");
+        let best = expected["p_min"].as_f64().zip(expected["s_min"].as_f64());
+        assert_eq!(self.best, best, "{context} (p_min, s_min)");
+    }
+}
+
+#[test]
+fn every_detector_matches_river_index_for_index_and_bit_for_bit() {
+    let fixture = fixture();
+    assert_eq!(fixture["river_version"], "0.26.1");
+    let runs: Vec<&String> = fixture["params"].as_object().unwrap().keys().collect();
+    assert_eq!(runs.len(), 8);
+    let mut compared = 0;
+    for case in fixture["cases"].as_array().unwrap() {
+        let values = stream(case);
+        for &run in &runs {
+            let Some(expected) = case.get(run.as_str()) else {
+                continue;
+            };
+            let context = format!("{} / {run}", case["name"].as_str().unwrap());
+            let mut detector = detector(&fixture, run);
+            let mut at_drift = expected["at_drift"].as_array().unwrap().iter();
+            let mut states = Vec::with_capacity(values.len());
+            for (i, &x) in values.iter().enumerate() {
+                states.push(detector.update(x));
+                if states[i] == DetectorState::Drift {
+                    let state = at_drift
+                        .next()
+                        .unwrap_or_else(|| panic!("{context}: extra drift at {i}"));
+                    detector.check_final(state, &format!("{context} at drift {i}"));
+                }
+            }
+            let at = |wanted| -> Vec<usize> { (0..states.len()).filter(|&i| states[i] == wanted).collect() };
+            assert_eq!(
+                at(DetectorState::Drift),
+                indices(&expected["drift"]),
+                "{context} drift"
+            );
+            let warnings = expected.get("warning").map(indices).unwrap_or_default();
+            assert_eq!(at(DetectorState::Warning), warnings, "{context} warning");
+            detector.check_final(&expected["final"], &context);
+            compared += 1;
+        }
+    }
+    assert!(compared >= 100, "{compared}");
+}
+
+#[test]
+fn the_fixture_exercises_every_outcome_and_the_edges() {
+    let fixture = fixture();
+    let cases = fixture["cases"].as_array().unwrap();
+    let total = |run: &str, kind: &str| -> usize {
+        cases
+            .iter()
+            .map(|c| c.get(run).map_or(0, |d| d[kind].as_array().unwrap().len()))
+            .sum()
+    };
+    for run in [
+        "adwin",
+        "adwin_clock_1",
+        "page_hinkley",
+        "page_hinkley_down",
+        "ddm",
+    ] {
+        assert!(total(run, "drift") >= 5, "{run}");
+    }
+    assert!(total("ddm", "warning") >= 100);
+    let case = |name: &str| cases.iter().find(|c| c["name"] == name).unwrap();
+    assert!(indices(&case("no_change_20_pct")["adwin"]["drift"]).is_empty());
+    // Page-Hinkley's first possible index (min_instances = 30) and DDM's (past warm_start).
+    assert_eq!(indices(&case("real_jump_at_25")["page_hinkley"]["drift"]), [29]);
+    assert_eq!(indices(&case("zeros_31_then_errors")["ddm"]["drift"]), [31]);
+}
+
+#[test]
+fn the_monitor_counts_warning_zones_once_and_every_drift() {
+    let fixture = fixture();
+    let case = fixture["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "repeated_changes")
+        .unwrap();
+    let errors: Vec<bool> = stream(case).iter().map(|&x| x == 1.0).collect();
+    let mut monitor = ConceptMonitor::default();
+    let mut events = Vec::new();
+    for &error in &errors {
+        events.extend(monitor.update(error));
+    }
+    let snapshot = monitor.snapshot();
+    assert_eq!(snapshot.observations, errors.len() as u64);
+    assert_eq!(snapshot.errors, errors.iter().filter(|e| **e).count() as u64);
+    for (status, kind) in snapshot.detectors.iter().zip(DetectorKind::ALL) {
+        let expected = indices(&case[kind.name()]["drift"]);
+        assert_eq!(status.drifts, expected.len() as u64, "{kind:?}");
+        assert_eq!(status.last_drift_index, expected.last().map(|&i| i as u64));
+        let drift_events: Vec<usize> = events
+            .iter()
+            .filter(|e| e.detector == kind && e.state == DetectorState::Drift)
+            .map(|e| e.index as usize)
+            .collect();
+        assert_eq!(drift_events, expected, "{kind:?}");
+    }
+    let ddm = &snapshot.detectors[2];
+    let warnings = indices(&case["ddm"]["warning"]);
+    let zones = warnings.windows(2).filter(|w| w[1] != w[0] + 1).count() + 1;
+    assert_eq!(ddm.warnings, zones as u64);
+    assert_eq!(ddm.last_warning_index, warnings.last().map(|&i| i as u64));
+    let final_adwin = &case["adwin"]["final"];
+    let expected_rate = number(&final_adwin["total"]) / number(&final_adwin["width"]);
+    assert_eq!(snapshot.recent_error_rate, expected_rate);
+    let json = serde_json::to_string(&snapshot).unwrap();
+    assert_eq!(serde_json::from_str::<ConceptSnapshot>(&json).unwrap(), snapshot);
+    assert!(json.contains(r#""detector":"page_hinkley""#), "{json}");
+}
