@@ -7,12 +7,15 @@
 //! environment is passed in as a lookup function, so this module stays pure and the
 //! precedence rules are unit-tested without touching the process environment.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{Contract, ContractConfig};
+use crate::drift::ColumnOverride;
 use crate::features::{FeatureSpec, FeaturesConfig};
+use crate::profile::ColumnKind;
 use crate::time::Timestamp;
 
 /// Everything `driftline.toml` can say. Each section has working defaults: an empty
@@ -300,7 +303,7 @@ impl Default for ObjectStoreSettings {
     }
 }
 
-/// `[drift]`: batch drift reports.
+/// `[drift]`: batch drift reports and the streaming monitor.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DriftSettings {
@@ -312,6 +315,12 @@ pub struct DriftSettings {
     pub p_value_threshold: f64,
     /// `drift validate` fails when the dataset drifts. Env `DRIFT_FAIL_ON_DATASET`.
     pub fail_on_dataset: bool,
+    /// `[drift.columns.NAME]`: one column's test and/or threshold, used by `drift report`
+    /// (where `--test` flags override it) and by the streaming monitor. `NAME = "score"`
+    /// addresses the monitor's prediction (score) drift.
+    pub columns: BTreeMap<String, ColumnOverride>,
+    /// `[drift.monitor]`: the streaming monitor of live features and scores.
+    pub monitor: MonitorSettings,
 }
 
 impl Default for DriftSettings {
@@ -321,7 +330,96 @@ impl Default for DriftSettings {
             current_path: None,
             p_value_threshold: 0.05,
             fail_on_dataset: true,
+            columns: BTreeMap::new(),
+            monitor: MonitorSettings::default(),
         }
+    }
+}
+
+impl DriftSettings {
+    /// Checks every value, naming the key of the first one out of range. Overrides that
+    /// give a numbers-only test (ks, wasserstein) to a categorical feature are refused.
+    fn check(&self, features: &FeatureSpec) -> Result<(), ConfigError> {
+        check_range("drift.p_value_threshold", self.p_value_threshold)?;
+        for (name, column) in &self.columns {
+            let key = format!("drift.columns.{name}");
+            column
+                .check()
+                .map_err(|e| ConfigError::Invalid(format!("{key}.{e}")))?;
+            let Some(test) = column.test.filter(|t| t.numeric_only()) else {
+                continue;
+            };
+            let categorical = features
+                .columns
+                .iter()
+                .any(|c| &c.name == name && ColumnKind::of(&c.kind) == ColumnKind::Categorical);
+            if categorical {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}.test: {} compares numbers, and feature {name} is categorical",
+                    test.name()
+                )));
+            }
+        }
+        self.monitor
+            .check()
+            .map_err(|e| ConfigError::Invalid(format!("drift.monitor.{e}")))
+    }
+}
+
+/// `[drift.monitor]`: sliding windows of live feature vectors and scores inside `serve`,
+/// compared with the champion's reference profile.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorSettings {
+    /// The most recent this many predictions form the window (count-based).
+    pub window: usize,
+    /// No verdict until the window holds this many predictions (status `warming_up`).
+    pub min_window: usize,
+    /// Seconds between evaluations of the window (gauges and `GET /v1/drift`).
+    pub evaluate_interval_seconds: f64,
+    /// Distance (normed Wasserstein for numbers, Jensen–Shannon for categories) at or
+    /// above which a column drifts, unless `[drift.columns.NAME]` says otherwise.
+    /// Distances rather than p-values decide, so large windows do not cry wolf; the
+    /// p-values (KS, chi-square) are reported beside them.
+    pub distance_threshold: f64,
+    /// The dataset drifts when at least this share of columns drift.
+    pub drift_share: f64,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        Self {
+            window: 5000,
+            min_window: 500,
+            evaluate_interval_seconds: 5.0,
+            distance_threshold: 0.1,
+            drift_share: 0.5,
+        }
+    }
+}
+
+impl MonitorSettings {
+    /// Checks the values, naming the first field out of range.
+    pub fn check(&self) -> Result<(), String> {
+        if self.window == 0 {
+            return Err("window: must be at least 1".into());
+        }
+        if self.min_window == 0 || self.min_window > self.window {
+            return Err(format!(
+                "min_window: must be from 1 to window ({}), got {}",
+                self.window, self.min_window
+            ));
+        }
+        if !(self.evaluate_interval_seconds.is_finite() && self.evaluate_interval_seconds > 0.0) {
+            return Err("evaluate_interval_seconds: must be a number above 0".into());
+        }
+        if !(self.distance_threshold.is_finite() && self.distance_threshold >= 0.0) {
+            return Err("distance_threshold: must be a number >= 0".into());
+        }
+        if !(0.0..=1.0).contains(&self.drift_share) {
+            return Err(format!("drift_share: {} must be from 0 to 1", self.drift_share));
+        }
+        Ok(())
     }
 }
 
@@ -699,7 +797,7 @@ impl Config {
         let contract = Contract::new(&settings.contract).map_err(ConfigError::Invalid)?;
         let features = FeatureSpec::new(&settings.features, &contract).map_err(ConfigError::Invalid)?;
         check_range("serve.canary_split", settings.serve.canary_split)?;
-        check_range("drift.p_value_threshold", settings.drift.p_value_threshold)?;
+        settings.drift.check(&features)?;
         check_range("gates.min_roc_auc", settings.gates.min_roc_auc)?;
         check_range("gates.min_avg_precision", settings.gates.min_avg_precision)?;
         check_range("gates.max_regression", settings.gates.max_regression)?;
@@ -861,5 +959,84 @@ mod tests {
         let s = Settings::from_toml("[gates]\nmin_roc_auc = 3\n").unwrap();
         let err = Config::check(s).unwrap_err().to_string();
         assert!(err.starts_with("gates.min_roc_auc"), "{err}");
+    }
+
+    #[test]
+    fn drift_column_overrides_and_monitor_settings_parse() {
+        let s = Settings::from_toml(
+            "[drift.columns.transaction_amount]\ntest = \"psi\"\nthreshold = 0.2\n\
+             [drift.columns.score]\nthreshold = 0.05\n\
+             [drift.monitor]\nwindow = 1000\nmin_window = 100\n",
+        )
+        .unwrap();
+        let amount = &s.drift.columns["transaction_amount"];
+        assert_eq!(
+            (amount.test, amount.threshold),
+            (Some(crate::drift::StatTest::Psi), Some(0.2))
+        );
+        assert_eq!(s.drift.columns["score"].test, None);
+        assert_eq!((s.drift.monitor.window, s.drift.monitor.min_window), (1000, 100));
+        assert_eq!(
+            s.drift.monitor.evaluate_interval_seconds, 5.0,
+            "unset keys keep their defaults"
+        );
+        Config::check(s).unwrap();
+    }
+
+    #[test]
+    fn a_misspelt_drift_test_or_key_is_named_at_load() {
+        let err = Settings::from_toml("[drift.columns.amount]\ntest = \"kss\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown variant `kss`") && err.contains(r#"test = "kss""#),
+            "{err}"
+        );
+        let err = Settings::from_toml("[drift.columns.amount]\ntreshold = 0.1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `treshold`"), "{err}");
+        let err = Settings::from_toml("[drift.monitor]\nwindow_size = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `window_size`"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_drift_settings_name_their_key() {
+        let cases = [
+            ("[drift.monitor]\nmin_window = 6000\n", "drift.monitor.min_window"),
+            ("[drift.monitor]\nwindow = 0\n", "drift.monitor.window"),
+            (
+                "[drift.monitor]\nevaluate_interval_seconds = 0\n",
+                "drift.monitor.evaluate_interval_seconds",
+            ),
+            (
+                "[drift.monitor]\ndistance_threshold = -0.1\n",
+                "drift.monitor.distance_threshold",
+            ),
+            (
+                "[drift.monitor]\ndrift_share = 1.5\n",
+                "drift.monitor.drift_share",
+            ),
+            (
+                "[drift.columns.x]\ntest = \"ks\"\nthreshold = 2\n",
+                "drift.columns.x.threshold",
+            ),
+            ("[drift.columns.x]\nthreshold = -1\n", "drift.columns.x.threshold"),
+            (
+                "[drift.columns.country]\ntest = \"wasserstein\"\n",
+                "drift.columns.country.test",
+            ),
+            ("[drift]\np_value_threshold = 2\n", "drift.p_value_threshold"),
+        ];
+        for (toml, key) in cases {
+            let err = Config::check(Settings::from_toml(toml).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(key), "{toml}: {err}");
+        }
+        let ok = Settings::from_toml("[drift.columns.transaction_amount]\ntest = \"ks\"\n").unwrap();
+        Config::check(ok).unwrap();
     }
 }

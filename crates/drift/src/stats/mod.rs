@@ -105,6 +105,20 @@ pub fn ks_2samp_sorted(a: &[f64], b: &[f64]) -> Result<KsTest, StatsError> {
     Ok(ks_asymptotic(n1, n2, d))
 }
 
+/// [`ks_2samp_sorted`] with the asymptotic law whatever the sizes, as
+/// `scipy.stats.ks_2samp(a, b, method="asymp")`: O(n + m) where the exact count is
+/// O(n · m) for well-separated samples.
+pub fn ks_2samp_sorted_asymptotic(a: &[f64], b: &[f64]) -> Result<KsTest, StatsError> {
+    if a.is_empty() || b.is_empty() {
+        return Err(StatsError::Empty { what: "a KS sample" });
+    }
+    Ok(ks_asymptotic(
+        a.len() as u64,
+        b.len() as u64,
+        ks_statistic_sorted(a, b),
+    ))
+}
+
 fn ks_asymptotic(n1: u64, n2: u64, d: f64) -> KsTest {
     let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
     let en = m * n / (m + n);

@@ -58,6 +58,26 @@ fn ks_2samp_matches_scipy_statistic_p_value_and_method() {
 }
 
 #[test]
+fn the_forced_asymptotic_ks_matches_scipy_where_scipy_chose_it() {
+    let mut compared = 0;
+    for case in fixtures()["ks"].as_array().unwrap() {
+        if case["method"] != "asymptotic" {
+            continue;
+        }
+        let name = case["name"].as_str().unwrap();
+        let (mut a, mut b) = (floats(&case["a"]), floats(&case["b"]));
+        a.sort_by(f64::total_cmp);
+        b.sort_by(f64::total_cmp);
+        let result = ks_2samp_sorted_asymptotic(&a, &b).unwrap();
+        close(result.statistic, num(&case["statistic"]), STAT_TOL, name);
+        close(result.p_value, num(&case["p_value"]), P_TOL, name);
+        assert_eq!(result.method, KsMethod::Asymptotic);
+        compared += 1;
+    }
+    assert!(compared >= 5, "{compared}");
+}
+
+#[test]
 fn kolmogorov_sf_matches_scipy_kstwo_in_every_algorithm_region() {
     for case in fixtures()["kstwo_sf"].as_array().unwrap() {
         let (n, d) = (case["n"].as_u64().unwrap(), num(&case["d"]));

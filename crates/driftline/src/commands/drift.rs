@@ -2,7 +2,8 @@
 //! with the verdicts of Evidently's data-drift preset.
 //!
 //! Key decision: this is a thin adapter. Reading, testing and rendering live in
-//! `driftline-drift`; here flags and configuration become a `DriftConfig` and a column
+//! `driftline-drift`; here flags and configuration (`[drift]`, `[drift.columns.NAME]`,
+//! with `--test` flags winning field by field) become a `DriftConfig` and a column
 //! selection, and a report's dataset verdict becomes the exit status of `validate`.
 
 use std::path::PathBuf;
@@ -49,7 +50,8 @@ pub struct ReportArgs {
     pub columns: Option<Vec<String>>,
     /// Per-column test and/or threshold instead of Evidently's default, repeatable:
     /// `--test amount=psi`, `--test amount=psi:0.2`, `--test amount=:0.01`. Tests: ks,
-    /// chisquare, z, jensenshannon, wasserstein, psi, hellinger.
+    /// chisquare, z, jensenshannon, wasserstein, psi, hellinger. Each given part overrides
+    /// `[drift.columns.COLUMN]` in the configuration.
     #[arg(long = "test", value_name = "COLUMN=TEST[:THRESHOLD]")]
     pub tests: Vec<String>,
     /// Write the self-contained HTML report here.
@@ -146,15 +148,17 @@ fn report(config: Config, args: ReportArgs) -> anyhow::Result<ExitCode> {
         only: args.columns,
         excluded,
     };
-    let drift_config = DriftConfig {
+    let mut drift_config = DriftConfig {
         p_value_threshold: settings.p_value_threshold,
-        columns: args
-            .tests
-            .iter()
-            .map(|spec| parse_override(spec))
-            .collect::<Result<_, _>>()?,
+        columns: settings.columns.clone(),
         ..DriftConfig::default()
     };
+    for spec in &args.tests {
+        let (column, flag) = parse_override(spec)?;
+        let chosen = drift_config.columns.entry(column).or_default();
+        chosen.test = flag.test.or(chosen.test);
+        chosen.threshold = flag.threshold.or(chosen.threshold);
+    }
     drift_config.check().map_err(UsageError)?;
     let report = DriftReport::build(&reference_table, &current_table, &selection, &drift_config)
         .map_err(|e| UsageError(e.to_string()))?;

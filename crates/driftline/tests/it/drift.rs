@@ -150,6 +150,68 @@ fn per_column_overrides_choose_the_test_and_threshold() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown test 'nope'"));
 }
 
+/// `[drift.columns.NAME]` in driftline.toml changes a verdict, and a `--test` flag
+/// overrides only the part it gives (here the threshold, keeping the configured test).
+#[test]
+fn a_column_override_in_the_config_file_changes_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = generate(dir.path(), "ref.csv", 5_000, 1, "none");
+    let current = generate(dir.path(), "cur.csv", 5_000, 2, "covariate");
+    let only_amount = ["--columns", "transaction_amount"];
+    let amount = |json: &Path| -> serde_json::Value {
+        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        value["columns"][0].clone()
+    };
+    let (summary, json, _) = report(dir.path(), &reference, &current, &only_amount);
+    assert!(summary.contains("dataset drift: YES"), "{summary}");
+    assert_eq!(amount(&json)["test"], "wasserstein");
+
+    std::fs::write(
+        dir.path().join("driftline.toml"),
+        "[drift.columns.transaction_amount]\ntest = \"psi\"\nthreshold = 10.0\n",
+    )
+    .unwrap();
+    let (summary, json, _) = report(dir.path(), &reference, &current, &only_amount);
+    assert!(summary.contains("dataset drift: no"), "{summary}");
+    let column = amount(&json);
+    assert_eq!(
+        (column["test"].as_str(), column["threshold"].as_f64()),
+        (Some("psi"), Some(10.0))
+    );
+    assert_eq!(column["drifted"], false);
+
+    let flags = [
+        "--columns",
+        "transaction_amount",
+        "--test",
+        "transaction_amount=:0.01",
+    ];
+    let (summary, json, _) = report(dir.path(), &reference, &current, &flags);
+    assert!(summary.contains("dataset drift: YES"), "{summary}");
+    let column = amount(&json);
+    assert_eq!(
+        (column["test"].as_str(), column["threshold"].as_f64()),
+        (Some("psi"), Some(0.01))
+    );
+
+    std::fs::write(
+        dir.path().join("driftline.toml"),
+        "[drift.columns.transaction_amount]\ntest = \"kss\"\n",
+    )
+    .unwrap();
+    let bad = driftline(dir.path())
+        .args(["drift", "report", "--reference", reference.to_str().unwrap()])
+        .args(["--current", current.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown variant `kss`") && stderr.contains("test = \"kss\""),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_bad_report_file_exits_2_naming_the_problem() {
     let dir = tempfile::tempdir().unwrap();

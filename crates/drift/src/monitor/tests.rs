@@ -1,0 +1,435 @@
+use std::sync::Arc;
+
+use driftline_core::drift::{ColumnOverride, StatTest};
+use driftline_core::profile::{ColumnKind, ProfileParams, ReferenceProfile};
+
+use super::*;
+
+/// xorshift64*: deterministic uniforms in [0, 1) without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Approximately standard normal (sum of 12 uniforms).
+    fn normal(&mut self) -> f64 {
+        (0..12).map(|_| self.uniform()).sum::<f64>() - 6.0
+    }
+
+    /// A code in 0..weights.len() with the given weights.
+    fn category(&mut self, weights: &[f64]) -> f64 {
+        let mut u = self.uniform() * weights.iter().sum::<f64>();
+        for (i, w) in weights.iter().enumerate() {
+            if u < *w {
+                return i as f64;
+            }
+            u -= w;
+        }
+        (weights.len() - 1) as f64
+    }
+}
+
+const COUNTRY: [f64; 4] = [0.5, 0.3, 0.15, 0.05];
+
+/// Traffic: amount ~ N(100 + shift·20, 20), country by weights, flag 10% ones, score
+/// ~ N(0.3 + score_shift, 0.1).
+#[derive(Clone, Copy)]
+struct Traffic {
+    shift: f64,
+    country: [f64; 4],
+    score_shift: f64,
+}
+
+const REFERENCE: Traffic = Traffic {
+    shift: 0.0,
+    country: COUNTRY,
+    score_shift: 0.0,
+};
+
+fn row(rng: &mut Rng, t: Traffic) -> ([f64; 3], f64) {
+    let amount = 100.0 + 20.0 * (rng.normal() + t.shift);
+    let country = rng.category(&t.country);
+    let flag = f64::from(u8::from(rng.uniform() < 0.1));
+    let score = 0.3 + t.score_shift + 0.1 * rng.normal();
+    ([amount, country, flag], score)
+}
+
+fn profile() -> ReferenceProfile {
+    let mut rng = Rng(7);
+    let (mut data, mut scores) = (Vec::new(), Vec::new());
+    for _ in 0..20_000 {
+        let (features, score) = row(&mut rng, REFERENCE);
+        data.extend_from_slice(&features);
+        scores.push(score);
+    }
+    ReferenceProfile::fit_row_major(
+        &["amount".into(), "country".into(), "flag".into()],
+        &[
+            ColumnKind::Numeric,
+            ColumnKind::Categorical,
+            ColumnKind::Categorical,
+        ],
+        &data,
+        None,
+        Some(&scores),
+        &ProfileParams::default(),
+    )
+    .unwrap()
+}
+
+fn config(window: usize, min_window: usize) -> MonitorConfig {
+    MonitorConfig {
+        window,
+        min_window,
+        ..MonitorConfig::default()
+    }
+}
+
+fn feed(monitor: &StreamMonitor, n: usize, seed: u64, traffic: Traffic) {
+    let mut rng = Rng(seed);
+    for _ in 0..n {
+        let (features, score) = row(&mut rng, traffic);
+        monitor.observe(&features, score).unwrap();
+    }
+}
+
+fn verdict<'a>(snapshot: &'a MonitorSnapshot, name: &str) -> &'a ColumnVerdict {
+    snapshot.column(name).unwrap().drift.as_ref().unwrap()
+}
+
+#[test]
+fn no_verdict_before_min_window() {
+    let monitor = StreamMonitor::new(&profile(), &config(1000, 500)).unwrap();
+    feed(&monitor, 499, 1, REFERENCE);
+    let snapshot = monitor.evaluate();
+    assert_eq!(snapshot.status, MonitorStatus::WarmingUp);
+    assert_eq!((snapshot.observed, snapshot.observed_total), (499, 499));
+    assert!(snapshot.dataset.is_none());
+    for column in snapshot.columns.iter().chain(&snapshot.score) {
+        assert!(column.drift.is_none() && column.skipped.as_deref().unwrap().starts_with("warming up"));
+    }
+    assert_eq!(snapshot.column("amount").unwrap().quality.missing_rate, 0.0);
+    feed(&monitor, 1, 2, REFERENCE);
+    assert_eq!(monitor.evaluate().status, MonitorStatus::Stable);
+}
+
+#[test]
+fn traffic_like_the_reference_is_stable_with_p_values_beside() {
+    let monitor = StreamMonitor::new(&profile(), &config(5000, 500)).unwrap();
+    feed(&monitor, 5000, 11, REFERENCE);
+    let snapshot = monitor.evaluate();
+    assert_eq!(snapshot.status, MonitorStatus::Stable);
+    let amount = verdict(&snapshot, "amount");
+    assert_eq!(
+        (amount.test, amount.p_value_test),
+        (StatTest::Wasserstein, StatTest::Ks)
+    );
+    assert!(amount.score.unwrap() < 0.05 && !amount.drifted, "{amount:?}");
+    assert!(amount.p_value.unwrap() > 0.001, "{amount:?}");
+    let country = verdict(&snapshot, "country");
+    assert_eq!(
+        (country.test, country.p_value_test),
+        (StatTest::JensenShannon, StatTest::ChiSquare)
+    );
+    assert!(!country.drifted && country.p_value.is_some());
+    let dataset = snapshot.dataset.unwrap();
+    assert_eq!(
+        (dataset.columns, dataset.drifted_columns, dataset.drifted),
+        (3, 0, false)
+    );
+    assert!(!verdict(&snapshot, "score").drifted);
+}
+
+#[test]
+fn shifted_features_drift_the_dataset() {
+    let monitor = StreamMonitor::new(&profile(), &config(2000, 500)).unwrap();
+    let shifted = Traffic {
+        shift: 1.0,
+        country: [0.1, 0.2, 0.2, 0.5],
+        ..REFERENCE
+    };
+    feed(&monitor, 2000, 3, shifted);
+    let snapshot = monitor.evaluate();
+    assert_eq!(snapshot.status, MonitorStatus::Drift);
+    let amount = verdict(&snapshot, "amount");
+    assert!(
+        amount.drifted && (amount.score.unwrap() - 1.0).abs() < 0.15,
+        "{amount:?}"
+    );
+    assert!(amount.p_value.unwrap() < 1e-10);
+    assert!(verdict(&snapshot, "country").drifted);
+    assert!(!verdict(&snapshot, "flag").drifted);
+    let dataset = snapshot.dataset.unwrap();
+    assert_eq!((dataset.drifted_columns, dataset.columns), (2, 3));
+    assert!(dataset.drifted && (dataset.share - 2.0 / 3.0).abs() < 1e-12);
+    assert!(!verdict(&snapshot, "score").drifted);
+}
+
+#[test]
+fn a_score_shift_alone_is_prediction_drift() {
+    let monitor = StreamMonitor::new(&profile(), &config(1000, 500)).unwrap();
+    feed(
+        &monitor,
+        1000,
+        4,
+        Traffic {
+            score_shift: 0.05,
+            ..REFERENCE
+        },
+    );
+    let snapshot = monitor.evaluate();
+    assert!(!snapshot.dataset.unwrap().drifted);
+    let score = snapshot.score.as_ref().unwrap();
+    assert_eq!(score.name, SCORE_COLUMN);
+    assert!(score.drift.unwrap().drifted, "{score:?}");
+    assert_eq!(snapshot.status, MonitorStatus::Drift);
+}
+
+#[test]
+fn a_small_shift_at_a_large_window_is_reported_but_not_judged_drift() {
+    let monitor = StreamMonitor::new(&profile(), &config(5000, 500)).unwrap();
+    feed(
+        &monitor,
+        5000,
+        5,
+        Traffic {
+            shift: 0.08,
+            ..REFERENCE
+        },
+    );
+    let amount = *verdict(&monitor.evaluate(), "amount");
+    assert!(
+        amount.p_value.unwrap() < 0.05,
+        "KS alone would cry wolf: {amount:?}"
+    );
+    assert!(!amount.drifted && amount.score.unwrap() < 0.1, "{amount:?}");
+}
+
+#[test]
+fn data_quality_counts_missing_out_of_range_and_unknown_values() {
+    let profile = profile();
+    let stats = profile.column("amount").unwrap().summary.stats.clone().unwrap();
+    let monitor = StreamMonitor::new(&profile, &config(100, 10)).unwrap();
+    for i in 0..100 {
+        let amount = match i % 10 {
+            0 => f64::NAN,
+            1 => stats.max + 1.0,
+            2 => stats.min - 1.0,
+            _ => 100.0,
+        };
+        // Codes 0..3 are known; 9 never appeared; 1.5 is not a code.
+        let country = match i % 20 {
+            0 => 9.0,
+            1 => 1.5,
+            2 => f64::NAN,
+            _ => 0.0,
+        };
+        monitor.observe(&[amount, country, 0.0], f64::NAN).unwrap();
+    }
+    let snapshot = monitor.evaluate();
+    let amount = snapshot.column("amount").unwrap();
+    assert_eq!(amount.quality.missing_rate, 0.1);
+    assert_eq!(amount.quality.out_of_range_rate, Some(20.0 / 90.0));
+    assert_eq!(amount.quality.reference_missing_rate, 0.0);
+    let ColumnHistogram::Numeric {
+        edges,
+        reference,
+        current,
+        current_below,
+        current_above,
+    } = &amount.histogram
+    else {
+        panic!("numeric histogram: {:?}", amount.histogram)
+    };
+    assert_eq!(edges.len(), reference.len() + 1);
+    assert_eq!(reference.iter().sum::<u64>(), 20_000);
+    assert_eq!(
+        (current.iter().sum::<u64>(), *current_below, *current_above),
+        (70, 10, 10)
+    );
+    let country = snapshot.column("country").unwrap();
+    assert_eq!(country.quality.missing_rate, 0.05);
+    assert_eq!(country.quality.unknown_category_rate, Some(10.0 / 95.0));
+    let ColumnHistogram::Categorical {
+        categories,
+        current,
+        current_unknown,
+        ..
+    } = &country.histogram
+    else {
+        panic!("categorical histogram: {:?}", country.histogram)
+    };
+    assert_eq!(
+        (categories.as_slice(), current[0], *current_unknown),
+        (&[0, 1, 2, 3][..], 85, 10)
+    );
+    let score = snapshot.score.as_ref().unwrap();
+    assert_eq!(score.quality.missing_rate, 1.0);
+    assert_eq!(
+        score.skipped.as_deref(),
+        Some("every value in the window is missing")
+    );
+}
+
+#[test]
+fn the_window_keeps_only_the_newest_rows() {
+    let profile = profile();
+    let monitor = StreamMonitor::new(&profile, &config(100, 10)).unwrap();
+    for _ in 0..150 {
+        monitor.observe(&[1e9, 0.0, 0.0], 0.3).unwrap();
+    }
+    feed(&monitor, 100, 6, REFERENCE);
+    let snapshot = monitor.evaluate();
+    assert_eq!((snapshot.observed, snapshot.observed_total), (100, 250));
+    let amount = snapshot.column("amount").unwrap();
+    assert!(
+        amount.quality.out_of_range_rate.unwrap() < 0.05,
+        "{:?}",
+        amount.quality
+    );
+}
+
+#[test]
+fn per_column_overrides_pick_the_test_and_threshold() {
+    let mut config = config(2000, 500);
+    config.drift.columns.insert(
+        "amount".into(),
+        ColumnOverride {
+            test: Some(StatTest::Ks),
+            threshold: Some(0.01),
+        },
+    );
+    config.drift.columns.insert(
+        "country".into(),
+        ColumnOverride {
+            test: None,
+            threshold: Some(0.9),
+        },
+    );
+    let monitor = StreamMonitor::new(&profile(), &config).unwrap();
+    feed(
+        &monitor,
+        2000,
+        8,
+        Traffic {
+            shift: 1.0,
+            country: [0.1, 0.2, 0.2, 0.5],
+            ..REFERENCE
+        },
+    );
+    let snapshot = monitor.evaluate();
+    let amount = verdict(&snapshot, "amount");
+    assert_eq!(
+        (amount.test, amount.p_value_test, amount.threshold),
+        (StatTest::Ks, StatTest::Ks, 0.01)
+    );
+    assert!(amount.drifted && amount.score == amount.p_value);
+    let country = verdict(&snapshot, "country");
+    assert_eq!((country.test, country.threshold), (StatTest::JensenShannon, 0.9));
+    assert!(
+        !country.drifted,
+        "the raised threshold keeps it quiet: {country:?}"
+    );
+}
+
+#[test]
+fn a_numbers_only_test_on_a_categorical_column_is_refused_naming_it() {
+    let mut wasserstein = config(100, 10);
+    wasserstein.drift.columns.insert(
+        "country".into(),
+        ColumnOverride {
+            test: Some(StatTest::Wasserstein),
+            threshold: None,
+        },
+    );
+    let err = StreamMonitor::new(&profile(), &wasserstein)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("column 'country'"), "{err}");
+    let err = StreamMonitor::new(
+        &profile(),
+        &MonitorConfig {
+            min_window: 0,
+            ..config(100, 10)
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("min_window"), "{err}");
+}
+
+#[test]
+fn a_vector_of_the_wrong_width_is_refused() {
+    let monitor = StreamMonitor::new(&profile(), &config(100, 10)).unwrap();
+    assert_eq!(
+        monitor.observe(&[1.0, 0.0], 0.5),
+        Err(MonitorError::Width { got: 2, expected: 3 })
+    );
+    assert_eq!(monitor.evaluate().observed_total, 0);
+    assert_eq!(
+        monitor.columns().collect::<Vec<_>>(),
+        ["amount", "country", "flag"]
+    );
+}
+
+#[test]
+fn observe_is_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<StreamMonitor>();
+    let monitor = Arc::new(StreamMonitor::new(&profile(), &config(1000, 10)).unwrap());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let monitor = &monitor;
+            s.spawn(move || feed(monitor, 10_000, 100 + t, REFERENCE));
+        }
+        s.spawn(|| {
+            for _ in 0..5 {
+                monitor.evaluate();
+            }
+        });
+    });
+    let snapshot = monitor.evaluate();
+    assert_eq!((snapshot.observed, snapshot.observed_total), (1000, 40_000));
+}
+
+#[test]
+fn the_snapshot_round_trips_through_json_and_names_its_fields() {
+    let monitor = StreamMonitor::new(&profile(), &config(600, 500)).unwrap();
+    feed(&monitor, 600, 9, REFERENCE);
+    for i in 0..50 {
+        monitor.observe_outcome(i % 4 == 0);
+    }
+    let snapshot = monitor.evaluate();
+    assert_eq!(snapshot.concept.observations, 50);
+    let json = serde_json::to_string(&snapshot).unwrap();
+    assert_eq!(serde_json::from_str::<MonitorSnapshot>(&json).unwrap(), snapshot);
+    for key in [
+        r#""status":"stable""#,
+        r#""observed_total":600"#,
+        r#""test":"wasserstein""#,
+        r#""p_value_test":"chisquare""#,
+        r#""type":"numeric""#,
+        r#""unknown_category_rate""#,
+        r#""detector":"ddm""#,
+    ] {
+        assert!(json.contains(key), "{key} in {json}");
+    }
+}
+
+#[test]
+fn settings_become_the_monitor_config() {
+    let mut settings = DriftSettings::default();
+    settings.monitor.window = 300;
+    settings.monitor.distance_threshold = 0.2;
+    settings.columns.insert("score".into(), ColumnOverride::default());
+    let config = MonitorConfig::from_settings(&settings);
+    assert_eq!((config.window, config.min_window), (300, 500));
+    assert_eq!(config.drift.distance_threshold, 0.2);
+    assert!(config.drift.columns.contains_key("score"));
+    assert!(config.check().is_err(), "min_window 500 > window 300");
+}
