@@ -175,6 +175,11 @@ async fn run_migrations(pool: &PgPool) -> Result<()> {
 #[async_trait]
 impl MigrationTx for PgTx {
     async fn applied(&mut self) -> Result<Vec<i64>, sqlx::Error> {
+        // `IF NOT EXISTS` on an existing table raises a NOTICE, which sqlx logs at INFO on
+        // every start: not news to a user.
+        sqlx::query("SET LOCAL client_min_messages TO WARNING")
+            .execute(&mut **self)
+            .await?;
         sqlx::query(SCHEMA_MIGRATIONS_DDL).execute(&mut **self).await?;
         sqlx::query_scalar("SELECT version FROM schema_migrations")
             .fetch_all(&mut **self)
