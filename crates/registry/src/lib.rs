@@ -32,7 +32,7 @@ pub mod types;
 
 #[cfg(test)]
 mod suite;
-#[cfg(test)]
+#[cfg(all(test, any(feature = "postgres", feature = "s3")))]
 mod testenv;
 
 pub use artifacts::ArtifactStore;
