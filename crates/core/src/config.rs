@@ -33,6 +33,7 @@ pub struct Settings {
     pub serve: ServeSettings,
     pub kafka: KafkaSettings,
     pub redis: RedisSettings,
+    pub registry: RegistrySettings,
     pub postgres: PostgresSettings,
     pub object_store: ObjectStoreSettings,
     pub drift: DriftSettings,
@@ -248,6 +249,54 @@ impl Default for RedisSettings {
     }
 }
 
+/// `[registry]`: where model versions, aliases and the audit log live.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySettings {
+    /// `sqlite` (default): one file in the data directory, shared by the processes of one
+    /// machine. `postgres`: the database of `[postgres]`, shared by every replica, which
+    /// see an alias change within milliseconds (LISTEN/NOTIFY).
+    pub backend: RegistryBackend,
+    /// SQLite only: the database file, relative to the data directory.
+    pub path: PathBuf,
+    /// SQLite only: how often, in milliseconds, changes made by other processes are looked
+    /// for (serving hot-swaps models within this delay). At least 1.
+    pub poll_interval_ms: u64,
+}
+
+/// Which database holds the registry.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistryBackend {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            backend: RegistryBackend::Sqlite,
+            path: PathBuf::from("registry.db"),
+            poll_interval_ms: 200,
+        }
+    }
+}
+
+impl RegistrySettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.poll_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "registry.poll_interval_ms must be at least 1".into(),
+            ));
+        }
+        if self.backend == RegistryBackend::Sqlite && self.path.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("registry.path must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
 /// `[postgres]`: the scale-out offline store and registry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -276,24 +325,67 @@ impl Default for PostgresSettings {
     }
 }
 
-/// `[object_store]`: the scale-out artifact store (S3 or MinIO).
+/// `[object_store]`: where model artifacts live: the data directory, or S3 (AWS, MinIO
+/// or any S3-compatible server).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ObjectStoreSettings {
-    /// S3-compatible endpoint URL. Env `MINIO_ENDPOINT`.
+    /// `local` (default): `<data_dir>/artifacts`. `s3`: the bucket below, shared by every
+    /// replica.
+    pub backend: ArtifactBackend,
+    /// S3 only: the endpoint URL of an S3-compatible server (requests are path-style;
+    /// `http://` is allowed for a local server). Unset: AWS itself. Env `MINIO_ENDPOINT`.
     pub endpoint: Option<String>,
-    /// Env `MINIO_ACCESS_KEY` (or `MINIO_ROOT_USER`).
+    /// S3 only: the access key id. Unset: AWS's usual sources (`AWS_ACCESS_KEY_ID`, an
+    /// instance role). Env `MINIO_ACCESS_KEY` (or `MINIO_ROOT_USER`).
     pub access_key: Option<String>,
-    /// Env `MINIO_SECRET_KEY` (or `MINIO_ROOT_PASSWORD`).
+    /// S3 only: the secret key. Env `MINIO_SECRET_KEY` (or `MINIO_ROOT_PASSWORD`).
     pub secret_key: Option<String>,
-    /// Env `MINIO_BUCKET`.
+    /// S3 only: the bucket, which must exist. Env `MINIO_BUCKET`.
     pub bucket: String,
+    /// S3 only: the region.
     pub region: String,
+}
+
+/// Where model artifacts are stored.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactBackend {
+    #[default]
+    Local,
+    S3,
+}
+
+impl ObjectStoreSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.backend != ArtifactBackend::S3 {
+            return Ok(());
+        }
+        if self.bucket.trim().is_empty() {
+            return Err(ConfigError::Invalid(
+                "object_store.bucket must not be empty".into(),
+            ));
+        }
+        if self.access_key.is_some() != self.secret_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "object_store.access_key and object_store.secret_key must be set together".into(),
+            ));
+        }
+        if let Some(endpoint) = &self.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "object_store.endpoint must be an http:// or https:// URL, got {endpoint:?}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ObjectStoreSettings {
     fn default() -> Self {
         Self {
+            backend: ArtifactBackend::Local,
             endpoint: None,
             access_key: None,
             secret_key: None,
@@ -803,6 +895,8 @@ impl Config {
         check_range("gates.max_regression", settings.gates.max_regression)?;
         settings.model.check()?;
         settings.retrain.check()?;
+        settings.registry.check()?;
+        settings.object_store.check()?;
         settings
             .serve
             .rollout
@@ -864,6 +958,47 @@ mod tests {
         assert!(err.contains("unknown field `canary_splitt`"), "{err}");
         let err = Settings::from_toml("[sevre]\n").unwrap_err().to_string();
         assert!(err.contains("unknown field `sevre`"), "{err}");
+    }
+
+    #[test]
+    fn backends_are_chosen_by_key_and_checked() {
+        let s = Settings::from_toml("[registry]\nbackend = \"postgres\"\n[object_store]\nbackend = \"s3\"\n")
+            .unwrap();
+        assert_eq!(s.registry.backend, RegistryBackend::Postgres);
+        assert_eq!(s.object_store.backend, ArtifactBackend::S3);
+        Config::check(s).unwrap();
+        let err = Settings::from_toml("[registry]\nbackend = \"oracle\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("backend") && err.contains("unknown variant `oracle`"),
+            "{err}"
+        );
+        let err = Settings::from_toml("[object_store]\nbakend = \"s3\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `bakend`"), "{err}");
+        for (toml, key) in [
+            ("[registry]\npoll_interval_ms = 0\n", "registry.poll_interval_ms"),
+            ("[registry]\npath = \"\"\n", "registry.path"),
+            (
+                "[object_store]\nbackend = \"s3\"\nbucket = \"\"\n",
+                "object_store.bucket",
+            ),
+            (
+                "[object_store]\nbackend = \"s3\"\naccess_key = \"a\"\n",
+                "object_store.access_key",
+            ),
+            (
+                "[object_store]\nbackend = \"s3\"\nendpoint = \"minio:9000\"\n",
+                "object_store.endpoint",
+            ),
+        ] {
+            let err = Config::check(Settings::from_toml(toml).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
     }
 
     #[test]

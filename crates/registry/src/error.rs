@@ -97,6 +97,14 @@ pub enum RegistryError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The configured backend was compiled out of this program.
+    #[error("the {backend} registry backend is not in this build (cargo feature {feature:?})")]
+    NotCompiled {
+        /// The backend as configured.
+        backend: &'static str,
+        /// The cargo feature that builds it.
+        feature: &'static str,
+    },
     /// A file-system step failed (creating the database's directory).
     #[error("{context} {}: {source}", path.display())]
     Io {
@@ -199,6 +207,21 @@ pub enum ArtifactError {
         #[source]
         source: object_store::Error,
     },
+    /// The store's settings are unusable (a malformed endpoint, say).
+    #[error("artifact store settings: {source}")]
+    Settings {
+        /// What the object store refused.
+        #[source]
+        source: object_store::Error,
+    },
+    /// The configured backend was compiled out of this program.
+    #[error("the {backend} artifact store is not in this build (cargo feature {feature:?})")]
+    NotCompiled {
+        /// The backend as configured.
+        backend: &'static str,
+        /// The cargo feature that builds it.
+        feature: &'static str,
+    },
     /// A file-system step failed (creating the store's directory).
     #[error("creating artifact directory {}: {source}", path.display())]
     Io {
@@ -207,5 +230,28 @@ pub enum ArtifactError {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+}
+
+/// Why the configured registry or artifact store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The registry failed to open (unreachable, refused, or migrated by a newer program).
+    #[error("opening the {backend} model registry: {source}")]
+    Registry {
+        /// `registry.backend`.
+        backend: &'static str,
+        /// Why.
+        #[source]
+        source: RegistryError,
+    },
+    /// The artifact store failed to open.
+    #[error("opening the {backend} artifact store: {source}")]
+    Artifacts {
+        /// `object_store.backend`.
+        backend: &'static str,
+        /// Why.
+        #[source]
+        source: ArtifactError,
     },
 }

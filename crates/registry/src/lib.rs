@@ -5,10 +5,14 @@
 //! - [`registry`]: the [`Registry`] trait every backend implements, and the rollback
 //!   semantics shared by all of them.
 //! - [`migrate`]: the embedded-migration runner's plan, shared by backends.
+//! - `sql`: what every change does, written once over the queries a SQL backend answers.
 //! - [`sqlite`]: the embedded backend, one SQLite file safe for several processes.
-//! - [`artifacts`]: content-addressed, hash-verified model bytes in an object store.
-//! - [`config`]: [`RegistryConfig`], the serde-tagged backend choice that builds a
-//!   `Arc<dyn Registry>`.
+//! - [`postgres`]: the scale-out backend, one PostgreSQL database shared by every replica,
+//!   with changes pushed to watchers by LISTEN/NOTIFY (cargo feature `postgres`).
+//! - [`artifacts`]: content-addressed, hash-verified model bytes in a local directory or
+//!   an S3 bucket (cargo feature `s3`).
+//! - [`config`]: the backends chosen in `driftline.toml` ([`RegistryConfig`],
+//!   [`ArtifactConfig`]) and [`open`], which the CLI and the server both call.
 //!
 //! Key decision: metadata (versions, aliases, audit) lives in a database and bytes live in
 //! an object store; they meet only in [`ArtifactRef`], whose sha256 every read verifies.
@@ -19,16 +23,25 @@ pub mod artifacts;
 pub mod config;
 pub mod error;
 pub mod migrate;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod registry;
+mod sql;
 pub mod sqlite;
 pub mod types;
 
 #[cfg(test)]
 mod suite;
+#[cfg(all(test, any(feature = "postgres", feature = "s3")))]
+mod testenv;
 
 pub use artifacts::ArtifactStore;
-pub use config::RegistryConfig;
-pub use error::{ArtifactError, RegistryError};
+#[cfg(feature = "s3")]
+pub use artifacts::S3Options;
+pub use config::{ArtifactConfig, RegistryConfig, Stores, open};
+pub use error::{ArtifactError, OpenError, RegistryError};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresRegistry};
 pub use registry::{Registry, rollback_target};
 pub use sqlite::{SqliteOptions, SqliteRegistry};
 pub use types::{

@@ -1,12 +1,16 @@
 //! Embedded schema migrations: an ordered list of SQL scripts, applied once each.
 //!
 //! Key decision: our own small runner, not sqlx's `migrate!` macro. Each backend holds a
-//! `&[Migration]` of `include_str!` scripts and, inside one transaction that holds the
-//! write lock, reads the versions recorded in `schema_migrations`, asks [`pending`] what
-//! to run, runs it and records it. Only the SQL differs between SQLite and Postgres; the
-//! plan (and its refusal of a database migrated by a newer program) is shared.
+//! `&[Migration]` of `include_str!` scripts and opens one transaction that holds its
+//! schema lock (SQLite's write lock, a Postgres advisory lock); [`run`] reads the versions
+//! recorded in `schema_migrations`, asks [`pending`] what to run, runs it and records it.
+//! Only the SQL differs between SQLite and Postgres; the plan (and its refusal of a
+//! database migrated by a newer program) is shared.
 
-use crate::error::RegistryError;
+use async_trait::async_trait;
+use chrono::{SecondsFormat, Utc};
+
+use crate::error::{DbContext, RegistryError};
 
 /// The table that records applied migrations (portable DDL).
 pub const SCHEMA_MIGRATIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -24,6 +28,32 @@ pub struct Migration {
     pub name: &'static str,
     /// The script (several statements).
     pub sql: &'static str,
+}
+
+/// A backend's migration transaction, holding the schema lock until it commits.
+#[async_trait]
+pub(crate) trait MigrationTx: Send {
+    /// Creates `schema_migrations` if absent ([`SCHEMA_MIGRATIONS_DDL`]) and returns the
+    /// versions it records.
+    async fn applied(&mut self) -> Result<Vec<i64>, sqlx::Error>;
+    /// Runs one script (several statements) and records it as applied at `applied_at`.
+    async fn apply(&mut self, migration: &Migration, applied_at: &str) -> Result<(), sqlx::Error>;
+}
+
+/// Applies the pending migrations of `all` inside `tx` (the caller commits).
+pub(crate) async fn run(tx: &mut impl MigrationTx, all: &[Migration]) -> Result<(), RegistryError> {
+    let applied = tx.applied().await.ctx("reading schema_migrations")?;
+    let applied_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    for m in pending(all, &applied)? {
+        tx.apply(m, &applied_at)
+            .await
+            .map_err(|e| RegistryError::Migration {
+                version: m.version,
+                name: m.name.into(),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(())
 }
 
 /// The migrations of `all` not yet in `applied`, in order.

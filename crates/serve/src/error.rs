@@ -69,6 +69,7 @@ impl From<driftline_registry::RegistryError> for ApiError {
             | E::Database { .. }
             | E::Migration { .. }
             | E::Corrupt { .. }
+            | E::NotCompiled { .. }
             | E::Io { .. } => ApiError::Internal(error.to_string()),
         }
     }

@@ -15,7 +15,6 @@ use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
 use driftline_features::offline::ParquetOfflineStore;
 use driftline_features::paths::DataPaths;
-use driftline_registry::{ArtifactStore, RegistryConfig};
 use driftline_stream::log::{LogConfig, LogReader};
 
 use crate::api::app;
@@ -32,8 +31,8 @@ pub enum ServeError {
     #[error("starting ingest: {0}")]
     Ingest(String),
     /// The registry or artifact store could not be opened.
-    #[error("opening the model registry: {0}")]
-    Registry(String),
+    #[error(transparent)]
+    Registry(#[from] driftline_registry::OpenError),
     /// The address could not be bound.
     #[error("listening on {addr}: {source}")]
     Bind {
@@ -112,15 +111,10 @@ pub async fn start(config: Config) -> Result<Arc<AppState>, ServeError> {
         .ok();
     state.metrics.observe_ingest(ingestor.next_offset(), 0, 0);
     follow_log(ingestor, paths.clone(), state.clone());
-    let registry = RegistryConfig::default()
-        .build(&data_dir)
-        .await
-        .map_err(|e| ServeError::Registry(e.to_string()))?;
-    let artifacts =
-        ArtifactStore::local(&paths.artifacts()).map_err(|e| ServeError::Registry(e.to_string()))?;
+    let stores = driftline_registry::open(&config.settings).await?;
     let control = Control {
-        registry,
-        artifacts,
+        registry: stores.registry,
+        artifacts: stores.artifacts,
         model: config.settings.model.name.clone(),
     };
     reload(&state, &control).await;

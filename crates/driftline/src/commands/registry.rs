@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use driftline_core::config::Config;
-use driftline_features::paths::DataPaths;
-use driftline_registry::{ArtifactStore, ModelVersion, Registry, RegistryConfig, RegistryError};
+use driftline_registry::{ArtifactStore, ModelVersion, Registry, RegistryError};
 use driftline_training::bundle::ModelBundle;
 use driftline_training::pipeline::load_bundle;
 use tokio::runtime::Runtime;
@@ -24,23 +23,20 @@ pub struct Models {
 }
 
 impl Models {
-    /// Opens (creating when absent) the embedded registry and artifact store of the data
-    /// directory.
+    /// Opens (creating when absent, for the embedded backends) the registry and artifact
+    /// store that the configuration names.
     pub fn open(config: &Config) -> anyhow::Result<Models> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        let data_dir = config.settings.data_dir();
-        let registry = runtime
-            .block_on(RegistryConfig::default().build(&data_dir))
-            .with_context(|| format!("opening the model registry in {}", data_dir.display()))?;
-        let artifacts = ArtifactStore::local(&DataPaths::new(&data_dir).artifacts())
-            .context("opening the artifact store")?;
+        let stores = runtime
+            .block_on(driftline_registry::open(&config.settings))
+            .context("opening the model registry and artifact store")?;
         Ok(Models {
             runtime,
-            registry,
-            artifacts,
+            registry: stores.registry,
+            artifacts: stores.artifacts,
         })
     }
 
@@ -64,6 +60,7 @@ impl Models {
                 | RegistryError::Database { .. }
                 | RegistryError::Migration { .. }
                 | RegistryError::Corrupt { .. }
+                | RegistryError::NotCompiled { .. }
                 | RegistryError::Io { .. } => false,
             };
             if user_fixable {

@@ -4,10 +4,8 @@
 //! - Every change runs in a `BEGIN IMMEDIATE` transaction, which takes SQLite's write lock
 //!   up front (waiting up to the busy timeout), so read-then-write sequences such as
 //!   "next version number" never race another process and never fail with a stale
-//!   snapshot. Versions are numbered by a counter row in `models`, incremented with
-//!   `UPDATE … RETURNING`, the same statement that serialises writers in Postgres.
-//! - SQL uses `$n` placeholders, `ON CONFLICT … DO UPDATE` and `RETURNING`, all valid in
-//!   Postgres too, so a Postgres backend differs only in its migrations.
+//!   snapshot. What a change does is [`crate::sql`]'s, shared with PostgreSQL; this module
+//!   only answers its queries ([`Tx`]) in SQLite's SQL and types.
 //! - Timestamps are RFC 3339 UTC text with microseconds: readable in the `sqlite3` shell,
 //!   sortable as text, and exact on a round trip (values are truncated to microseconds
 //!   before they are stored, so what `register` returns equals what `version` reads).
@@ -29,17 +27,15 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection, Transaction};
+use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use crate::error::{DbContext, RegistryError};
-use crate::migrate::{self, Migration, SCHEMA_MIGRATIONS_DDL};
-use crate::registry::{Registry, Result, is_champion_change, rollback_target};
-use crate::types::{
-    Alias, ArtifactRef, AuditAction, AuditEntry, CHALLENGER, CHAMPION, ModelVersion, NewVersion,
-    VersionStatus, check_alias_name, check_model_name, check_name,
-};
+use crate::migrate::{self, Migration, MigrationTx, SCHEMA_MIGRATIONS_DDL};
+use crate::registry::{Registry, Result};
+use crate::sql::{self, NewAudit, TagMap, Tx, from_json, parse_stored, to_json, to_version};
+use crate::types::{Alias, ArtifactRef, AuditAction, AuditEntry, ModelVersion, NewVersion, VersionStatus};
 
 /// The SQLite schema, in order.
 pub const MIGRATIONS: &[Migration] = &[Migration {
@@ -123,7 +119,7 @@ impl SqliteRegistry {
     }
 
     /// Begins a write transaction holding the database's write lock.
-    async fn write(&self) -> Result<Transaction<'static, sqlx::Sqlite>> {
+    async fn write(&self) -> Result<SqliteTx> {
         self.inner
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -132,34 +128,20 @@ impl SqliteRegistry {
     }
 
     /// Begins a read transaction, so multi-query reads see one snapshot.
-    async fn read(&self) -> Result<Transaction<'static, sqlx::Sqlite>> {
+    async fn read(&self) -> Result<SqliteTx> {
         self.inner.pool.begin().await.ctx("beginning a read")
     }
 
-    /// Commits `tx` and tells watchers about audit entry `id`.
-    /// Appends the change's audit entry, commits, and tells watchers: every write ends so.
-    async fn commit_with(
-        &self,
-        mut tx: Transaction<'static, sqlx::Sqlite>,
-        entry: NewAudit<'_>,
-    ) -> Result<AuditEntry> {
-        let audit = append_audit(&mut tx, entry).await?;
+    /// Commits a change and tells this handle's watchers about its audit entry `id`.
+    async fn commit(&self, tx: SqliteTx, id: i64) -> Result<()> {
         tx.commit().await.ctx("committing")?;
-        notify(&self.inner.changes, audit.id);
-        Ok(audit)
+        sql::raise(&self.inner.changes, id);
+        Ok(())
     }
 }
 
-/// Raises the watched id to `id` (never lowers it: local and polled news may interleave).
-fn notify(changes: &watch::Sender<i64>, id: i64) {
-    changes.send_if_modified(|latest| {
-        let newer = id > *latest;
-        if newer {
-            *latest = id;
-        }
-        newer
-    });
-}
+/// A transaction on the registry file.
+type SqliteTx = Transaction<'static, Sqlite>;
 
 /// Polls the audit log's latest id while anyone watches; errors are retried next tick.
 async fn poll_changes(pool: SqlitePool, changes: Arc<watch::Sender<i64>>, interval: std::time::Duration) {
@@ -171,7 +153,7 @@ async fn poll_changes(pool: SqlitePool, changes: Arc<watch::Sender<i64>>, interv
             continue;
         }
         if let Ok(id) = latest_audit_id(&pool).await {
-            notify(&changes, id);
+            sql::raise(&changes, id);
         }
     }
 }
@@ -192,36 +174,30 @@ async fn run_migrations(pool: &SqlitePool) -> Result<()> {
         .begin_with("BEGIN IMMEDIATE")
         .await
         .ctx("beginning migrations")?;
-    sqlx::query(SCHEMA_MIGRATIONS_DDL)
-        .execute(&mut *tx)
-        .await
-        .ctx("creating schema_migrations")?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
-        .fetch_all(&mut *tx)
-        .await
-        .ctx("reading schema_migrations")?;
-    for m in migrate::pending(MIGRATIONS, &applied)? {
-        let failed = |e: sqlx::Error| RegistryError::Migration {
-            version: m.version,
-            name: m.name.into(),
-            reason: e.to_string(),
-        };
-        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(failed)?;
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            .bind(timestamp(now()))
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
-    }
+    migrate::run(&mut tx, MIGRATIONS).await?;
     tx.commit().await.ctx("committing migrations")
 }
 
-/// The current time, truncated to the microseconds that are stored.
-fn now() -> DateTime<Utc> {
-    let t = Utc::now();
-    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+#[async_trait]
+impl MigrationTx for SqliteTx {
+    async fn applied(&mut self) -> Result<Vec<i64>, sqlx::Error> {
+        sqlx::query(SCHEMA_MIGRATIONS_DDL).execute(&mut **self).await?;
+        sqlx::query_scalar("SELECT version FROM schema_migrations")
+            .fetch_all(&mut **self)
+            .await
+    }
+
+    async fn apply(&mut self, m: &Migration, applied_at: &str) -> Result<(), sqlx::Error> {
+        // Several statements, no parameters: sent as one simple query.
+        sqlx::Executor::execute(&mut **self, m.sql).await?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(applied_at)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
 }
 
 /// The stored spelling of a time.
@@ -236,23 +212,13 @@ fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>> {
         .map_err(|e| RegistryError::corrupt(what, format!("timestamp {s:?}: {e}")))
 }
 
-/// A stored version number as `u32`.
-fn to_version(v: i64, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| RegistryError::corrupt(what, format!("version {v} out of range")))
-}
-
 /// The named column of a row, as a corrupt-row error if it does not decode.
 fn col<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T>
 where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
 {
     row.try_get(name)
         .map_err(|e| RegistryError::corrupt(format!("column {name}"), e))
-}
-
-/// Parses a JSON column.
-fn json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| RegistryError::corrupt(what, e))
 }
 
 /// A `model_versions` row (without tags).
@@ -260,20 +226,18 @@ fn version_from_row(row: &SqliteRow) -> Result<ModelVersion> {
     let model: String = col(row, "model")?;
     let version = to_version(col(row, "version")?, "model_versions.version")?;
     let what = format!("version {version} of {model}");
-    let status: String = col(row, "status")?;
     let size: i64 = col(row, "artifact_size")?;
     Ok(ModelVersion {
         created_at: parse_time(&col::<String>(row, "created_at")?, &what)?,
-        status: VersionStatus::parse(&status)
-            .ok_or_else(|| RegistryError::corrupt(&what, format!("unknown status {status:?}")))?,
+        status: parse_stored(&col::<String>(row, "status")?, &what, VersionStatus::parse)?,
         artifact: ArtifactRef {
             key: col(row, "artifact_key")?,
             sha256: col(row, "artifact_sha256")?,
             size: u64::try_from(size)
                 .map_err(|_| RegistryError::corrupt(&what, format!("negative size {size}")))?,
         },
-        card: json(&col::<String>(row, "card")?, &what)?,
-        lineage: json(&col::<String>(row, "lineage")?, &what)?,
+        card: from_json(&col::<String>(row, "card")?, &what)?,
+        lineage: from_json(&col::<String>(row, "lineage")?, &what)?,
         tags: BTreeMap::new(),
         model,
         version,
@@ -284,7 +248,6 @@ fn version_from_row(row: &SqliteRow) -> Result<ModelVersion> {
 fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
     let id: i64 = col(row, "id")?;
     let what = format!("audit entry {id}");
-    let action: String = col(row, "action")?;
     let version = |name: &str| -> Result<Option<u32>> {
         col::<Option<i64>>(row, name)?
             .map(|v| to_version(v, &what))
@@ -294,8 +257,7 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
         id,
         at: parse_time(&col::<String>(row, "at")?, &what)?,
         model: col(row, "model")?,
-        action: AuditAction::parse(&action)
-            .ok_or_else(|| RegistryError::corrupt(&what, format!("unknown action {action:?}")))?,
+        action: parse_stored(&col::<String>(row, "action")?, &what, AuditAction::parse)?,
         alias: col(row, "alias")?,
         from_version: version("from_version")?,
         to_version: version("to_version")?,
@@ -304,357 +266,155 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry> {
     })
 }
 
-/// An audit entry to append.
-struct NewAudit<'a> {
-    model: &'a str,
-    action: AuditAction,
-    alias: Option<&'a str>,
-    from_version: Option<u32>,
-    to_version: Option<u32>,
-    reason: &'a str,
-    actor: &'a str,
-}
-
-/// Appends an audit entry and returns it with its id.
-async fn append_audit(conn: &mut SqliteConnection, entry: NewAudit<'_>) -> Result<AuditEntry> {
-    let at = now();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO audit_log (at, model, action, alias, from_version, to_version, reason, actor) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-    )
-    .bind(timestamp(at))
-    .bind(entry.model)
-    .bind(entry.action.as_str())
-    .bind(entry.alias)
-    .bind(entry.from_version.map(i64::from))
-    .bind(entry.to_version.map(i64::from))
-    .bind(entry.reason)
-    .bind(entry.actor)
-    .fetch_one(&mut *conn)
-    .await
-    .ctx("appending to the audit log")?;
-    Ok(AuditEntry {
-        id,
-        at,
-        model: entry.model.to_owned(),
-        action: entry.action,
-        alias: entry.alias.map(str::to_owned),
-        from_version: entry.from_version,
-        to_version: entry.to_version,
-        reason: entry.reason.to_owned(),
-        actor: entry.actor.to_owned(),
-    })
-}
-
-/// Fails with [`RegistryError::ModelNotFound`] unless the model has a version.
-async fn require_model(conn: &mut SqliteConnection, model: &str) -> Result<()> {
-    check_model_name(model)?;
-    let found: Option<String> = sqlx::query_scalar("SELECT name FROM models WHERE name = $1")
-        .bind(model)
-        .fetch_optional(&mut *conn)
-        .await
-        .ctx("looking up a model")?;
-    match found {
-        Some(_) => Ok(()),
-        None => Err(RegistryError::ModelNotFound {
-            model: model.to_owned(),
-        }),
-    }
-}
-
-/// One version with its tags, or the not-found error naming the model or the version.
-async fn fetch_version(conn: &mut SqliteConnection, model: &str, version: u32) -> Result<ModelVersion> {
-    require_model(conn, model).await?;
-    let sql = format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE model = $1 AND version = $2");
-    let row = sqlx::query(&sql)
-        .bind(model)
-        .bind(i64::from(version))
-        .fetch_optional(&mut *conn)
-        .await
-        .ctx("reading a version")?
-        .ok_or_else(|| RegistryError::VersionNotFound {
-            model: model.to_owned(),
-            version,
-        })?;
-    let mut found = version_from_row(&row)?;
-    let mut tags = fetch_tags(conn, model, Some(version)).await?;
-    found.tags = tags.remove(&version).unwrap_or_default();
-    Ok(found)
-}
-
-/// The tags of one version or of all versions of a model, by version.
-async fn fetch_tags(
-    conn: &mut SqliteConnection,
-    model: &str,
-    version: Option<u32>,
-) -> Result<BTreeMap<u32, BTreeMap<String, String>>> {
-    let rows = sqlx::query(
-        "SELECT version, key, value FROM version_tags \
-         WHERE model = $1 AND ($2 IS NULL OR version = $2)",
-    )
-    .bind(model)
-    .bind(version.map(i64::from))
-    .fetch_all(&mut *conn)
-    .await
-    .ctx("reading tags")?;
-    let mut tags: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
-    for row in &rows {
-        let v = to_version(col(row, "version")?, "version_tags.version")?;
-        tags.entry(v)
-            .or_default()
-            .insert(col(row, "key")?, col(row, "value")?);
-    }
-    Ok(tags)
-}
-
-/// A version that may receive an alias: it exists and was not rejected.
-async fn aliasable(conn: &mut SqliteConnection, model: &str, version: u32) -> Result<()> {
-    let found = fetch_version(conn, model, version).await?;
-    match found.status {
-        VersionStatus::Registered => Ok(()),
-        VersionStatus::Rejected => Err(RegistryError::RejectedVersion {
-            model: model.to_owned(),
-            version,
-        }),
-    }
-}
-
-/// The version an alias points at, if it is set.
-async fn alias_target(conn: &mut SqliteConnection, model: &str, alias: &str) -> Result<Option<u32>> {
-    let v: Option<i64> = sqlx::query_scalar("SELECT version FROM aliases WHERE model = $1 AND name = $2")
-        .bind(model)
-        .bind(alias)
-        .fetch_optional(&mut *conn)
-        .await
-        .ctx("reading an alias")?;
-    v.map(|v| to_version(v, "aliases.version")).transpose()
-}
-
-/// Creates or moves an alias.
-async fn upsert_alias(conn: &mut SqliteConnection, model: &str, alias: &str, version: u32) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO aliases (model, name, version, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (model, name) DO UPDATE SET version = excluded.version, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(model)
-    .bind(alias)
-    .bind(i64::from(version))
-    .bind(timestamp(now()))
-    .execute(&mut *conn)
-    .await
-    .ctx("setting an alias")?;
-    Ok(())
-}
-
-/// Deletes an alias (which must exist).
-async fn delete_alias(conn: &mut SqliteConnection, model: &str, alias: &str) -> Result<()> {
-    sqlx::query("DELETE FROM aliases WHERE model = $1 AND name = $2")
-        .bind(model)
-        .bind(alias)
-        .execute(&mut *conn)
-        .await
-        .ctx("removing an alias")?;
-    Ok(())
-}
-
-/// The model's champion changes, oldest first.
-async fn champion_history(conn: &mut SqliteConnection, model: &str) -> Result<Vec<AuditEntry>> {
-    let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE model = $1 AND alias = $2 ORDER BY id");
-    let rows = sqlx::query(&sql)
-        .bind(model)
-        .bind(CHAMPION)
-        .fetch_all(&mut *conn)
-        .await
-        .ctx("reading the champion's history")?;
-    let entries = rows.iter().map(audit_from_row).collect::<Result<Vec<_>>>()?;
-    Ok(entries.into_iter().filter(is_champion_change).collect())
-}
-
-/// Gives a new version of `model` its number: creates the model's counter row if
-/// needed, then increments it. Runs under the write lock.
-async fn next_version(conn: &mut SqliteConnection, model: &str, at: &str) -> Result<u32> {
-    sqlx::query(
-        "INSERT INTO models (name, latest_version, created_at) VALUES ($1, 0, $2) \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(model)
-    .bind(at)
-    .execute(&mut *conn)
-    .await
-    .ctx("creating a model")?;
-    let v: i64 = sqlx::query_scalar(
-        "UPDATE models SET latest_version = latest_version + 1 WHERE name = $1 \
-         RETURNING latest_version",
-    )
-    .bind(model)
-    .fetch_one(&mut *conn)
-    .await
-    .ctx("numbering a version")?;
-    to_version(v, "models.latest_version")
-}
-
-/// Checks what `register` is given, before any write.
-fn check_new_version(new: &NewVersion) -> Result<()> {
-    check_model_name(&new.model)?;
-    new.artifact.check()?;
-    if i64::try_from(new.artifact.size).is_err() {
-        return Err(RegistryError::InvalidArtifact {
-            reason: format!("size {} is too large", new.artifact.size),
-        });
-    }
-    new.tags.keys().try_for_each(|k| check_name("tag key", k))
-}
-
-/// Serialises a JSON column of a new version.
-fn to_json<T: serde::Serialize>(value: &T, what: &str) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| RegistryError::corrupt(what, e))
-}
-
 #[async_trait]
-impl Registry for SqliteRegistry {
-    async fn register(&self, new: NewVersion) -> Result<ModelVersion> {
-        check_new_version(&new)?;
-        let card = to_json(&new.card, "model card")?;
-        let lineage = to_json(&new.lineage, "lineage")?;
-        let created_at = now();
-        let at = timestamp(created_at);
-        let mut tx = self.write().await?;
-        let version = next_version(&mut tx, &new.model, &at).await?;
+impl Tx for SqliteTx {
+    async fn model_exists(&mut self, model: &str) -> Result<bool> {
+        let found: Option<String> = sqlx::query_scalar("SELECT name FROM models WHERE name = $1")
+            .bind(model)
+            .fetch_optional(&mut **self)
+            .await
+            .ctx("looking up a model")?;
+        Ok(found.is_some())
+    }
+
+    async fn next_version(&mut self, model: &str, at: DateTime<Utc>) -> Result<u32> {
+        sqlx::query(
+            "INSERT INTO models (name, latest_version, created_at) VALUES ($1, 0, $2) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(model)
+        .bind(timestamp(at))
+        .execute(&mut **self)
+        .await
+        .ctx("creating a model")?;
+        let v: i64 = sqlx::query_scalar(
+            "UPDATE models SET latest_version = latest_version + 1 WHERE name = $1 \
+             RETURNING latest_version",
+        )
+        .bind(model)
+        .fetch_one(&mut **self)
+        .await
+        .ctx("numbering a version")?;
+        to_version(v, "models.latest_version")
+    }
+
+    async fn insert_version(&mut self, v: &ModelVersion) -> Result<()> {
         sqlx::query(&format!(
             "INSERT INTO model_versions ({VERSION_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
-        .bind(&new.model)
-        .bind(i64::from(version))
-        .bind(&at)
-        .bind(new.status.as_str())
-        .bind(&new.artifact.key)
-        .bind(&new.artifact.sha256)
-        .bind(new.artifact.size as i64)
-        .bind(card)
-        .bind(lineage)
-        .execute(&mut *tx)
+        .bind(&v.model)
+        .bind(i64::from(v.version))
+        .bind(timestamp(v.created_at))
+        .bind(v.status.as_str())
+        .bind(&v.artifact.key)
+        .bind(&v.artifact.sha256)
+        .bind(v.artifact.size as i64)
+        .bind(to_json(&v.card, "model card")?)
+        .bind(to_json(&v.lineage, "lineage")?)
+        .execute(&mut **self)
         .await
         .ctx("registering a version")?;
-        for (key, value) in &new.tags {
-            insert_tag(&mut tx, &new.model, version, key, value).await?;
-        }
-        let action = match new.status {
-            VersionStatus::Registered => AuditAction::Registered,
-            VersionStatus::Rejected => AuditAction::Rejected,
-        };
-        let entry = NewAudit {
-            model: &new.model,
-            action,
-            alias: None,
-            from_version: None,
-            to_version: Some(version),
-            reason: &new.reason,
-            actor: &new.actor,
-        };
-        self.commit_with(tx, entry).await?;
-        Ok(ModelVersion {
-            model: new.model,
-            version,
-            created_at,
-            status: new.status,
-            artifact: new.artifact,
-            card: new.card,
-            lineage: new.lineage,
-            tags: new.tags,
-        })
+        Ok(())
     }
 
-    async fn version(&self, model: &str, version: u32) -> Result<ModelVersion> {
-        let mut tx = self.read().await?;
-        fetch_version(&mut tx, model, version).await
-    }
-
-    async fn versions(&self, model: &str) -> Result<Vec<ModelVersion>> {
-        let mut tx = self.read().await?;
-        require_model(&mut tx, model).await?;
-        let sql = format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE model = $1 ORDER BY version");
+    async fn version_rows(&mut self, model: &str, version: Option<u32>) -> Result<Vec<ModelVersion>> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM model_versions \
+             WHERE model = $1 AND ($2 IS NULL OR version = $2) ORDER BY version"
+        );
         let rows = sqlx::query(&sql)
             .bind(model)
-            .fetch_all(&mut *tx)
+            .bind(version.map(i64::from))
+            .fetch_all(&mut **self)
             .await
-            .ctx("listing versions")?;
-        let mut tags = fetch_tags(&mut tx, model, None).await?;
-        rows.iter()
-            .map(|row| {
-                let mut v = version_from_row(row)?;
-                v.tags = tags.remove(&v.version).unwrap_or_default();
-                Ok(v)
-            })
-            .collect()
+            .ctx("reading versions")?;
+        rows.iter().map(version_from_row).collect()
     }
 
-    async fn models(&self) -> Result<Vec<String>> {
-        sqlx::query_scalar("SELECT name FROM models ORDER BY name")
-            .fetch_all(&self.inner.pool)
-            .await
-            .ctx("listing models")
+    async fn tags(&mut self, model: &str, version: Option<u32>) -> Result<TagMap> {
+        let rows = sqlx::query(
+            "SELECT version, key, value FROM version_tags \
+             WHERE model = $1 AND ($2 IS NULL OR version = $2)",
+        )
+        .bind(model)
+        .bind(version.map(i64::from))
+        .fetch_all(&mut **self)
+        .await
+        .ctx("reading tags")?;
+        let mut tags = TagMap::new();
+        for row in &rows {
+            let v = to_version(col(row, "version")?, "version_tags.version")?;
+            tags.entry(v)
+                .or_default()
+                .insert(col(row, "key")?, col(row, "value")?);
+        }
+        Ok(tags)
     }
 
-    async fn set_alias(
-        &self,
+    async fn set_tag(&mut self, model: &str, version: u32, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO version_tags (model, version, key, value) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (model, version, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(model)
+        .bind(i64::from(version))
+        .bind(key)
+        .bind(value)
+        .execute(&mut **self)
+        .await
+        .ctx("setting a tag")?;
+        Ok(())
+    }
+
+    async fn alias_target(&mut self, model: &str, alias: &str) -> Result<Option<u32>> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT version FROM aliases WHERE model = $1 AND name = $2")
+            .bind(model)
+            .bind(alias)
+            .fetch_optional(&mut **self)
+            .await
+            .ctx("reading an alias")?;
+        v.map(|v| to_version(v, "aliases.version")).transpose()
+    }
+
+    async fn upsert_alias(
+        &mut self,
         model: &str,
         alias: &str,
         version: u32,
-        reason: &str,
-        actor: &str,
-    ) -> Result<AuditEntry> {
-        check_model_name(model)?;
-        check_alias_name(alias)?;
-        let mut tx = self.write().await?;
-        aliasable(&mut tx, model, version).await?;
-        let previous = alias_target(&mut tx, model, alias).await?;
-        upsert_alias(&mut tx, model, alias, version).await?;
-        let entry = NewAudit {
-            model,
-            action: AuditAction::AliasSet,
-            alias: Some(alias),
-            from_version: previous,
-            to_version: Some(version),
-            reason,
-            actor,
-        };
-        self.commit_with(tx, entry).await
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO aliases (model, name, version, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (model, name) DO UPDATE SET version = excluded.version, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(model)
+        .bind(alias)
+        .bind(i64::from(version))
+        .bind(timestamp(at))
+        .execute(&mut **self)
+        .await
+        .ctx("setting an alias")?;
+        Ok(())
     }
 
-    async fn remove_alias(&self, model: &str, alias: &str, reason: &str, actor: &str) -> Result<AuditEntry> {
-        check_alias_name(alias)?;
-        let mut tx = self.write().await?;
-        require_model(&mut tx, model).await?;
-        let previous =
-            alias_target(&mut tx, model, alias)
-                .await?
-                .ok_or_else(|| RegistryError::AliasNotFound {
-                    model: model.to_owned(),
-                    alias: alias.to_owned(),
-                })?;
-        delete_alias(&mut tx, model, alias).await?;
-        let entry = NewAudit {
-            model,
-            action: AuditAction::AliasRemoved,
-            alias: Some(alias),
-            from_version: Some(previous),
-            to_version: None,
-            reason,
-            actor,
-        };
-        self.commit_with(tx, entry).await
+    async fn delete_alias(&mut self, model: &str, alias: &str) -> Result<()> {
+        sqlx::query("DELETE FROM aliases WHERE model = $1 AND name = $2")
+            .bind(model)
+            .bind(alias)
+            .execute(&mut **self)
+            .await
+            .ctx("removing an alias")?;
+        Ok(())
     }
 
-    async fn aliases(&self, model: &str) -> Result<Vec<Alias>> {
-        let mut tx = self.read().await?;
-        require_model(&mut tx, model).await?;
+    async fn aliases(&mut self, model: &str) -> Result<Vec<Alias>> {
         let rows = sqlx::query(
             "SELECT model, name, version, updated_at FROM aliases WHERE model = $1 ORDER BY name",
         )
         .bind(model)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **self)
         .await
         .ctx("listing aliases")?;
         rows.iter()
@@ -670,6 +430,104 @@ impl Registry for SqliteRegistry {
             .collect()
     }
 
+    async fn models(&mut self) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT name FROM models ORDER BY name")
+            .fetch_all(&mut **self)
+            .await
+            .ctx("listing models")
+    }
+
+    async fn append_audit(&mut self, entry: &NewAudit<'_>, at: DateTime<Utc>) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO audit_log (at, model, action, alias, from_version, to_version, reason, actor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(timestamp(at))
+        .bind(entry.model)
+        .bind(entry.action.as_str())
+        .bind(entry.alias)
+        .bind(entry.from_version.map(i64::from))
+        .bind(entry.to_version.map(i64::from))
+        .bind(entry.reason)
+        .bind(entry.actor)
+        .fetch_one(&mut **self)
+        .await
+        .ctx("appending to the audit log")
+    }
+
+    async fn audit(&mut self, model: Option<&str>, limit: i64) -> Result<Vec<AuditEntry>> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE ($1 IS NULL OR model = $1) \
+             ORDER BY id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(model)
+            .bind(limit)
+            .fetch_all(&mut **self)
+            .await
+            .ctx("reading the audit log")?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn alias_history(&mut self, model: &str, alias: &str) -> Result<Vec<AuditEntry>> {
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE model = $1 AND alias = $2 ORDER BY id");
+        let rows = sqlx::query(&sql)
+            .bind(model)
+            .bind(alias)
+            .fetch_all(&mut **self)
+            .await
+            .ctx("reading an alias's history")?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl Registry for SqliteRegistry {
+    async fn register(&self, new: NewVersion) -> Result<ModelVersion> {
+        let mut tx = self.write().await?;
+        let (version, entry) = sql::register(&mut tx, new).await?;
+        self.commit(tx, entry.id).await?;
+        Ok(version)
+    }
+
+    async fn version(&self, model: &str, version: u32) -> Result<ModelVersion> {
+        sql::version(&mut self.read().await?, model, version).await
+    }
+
+    async fn versions(&self, model: &str) -> Result<Vec<ModelVersion>> {
+        sql::versions(&mut self.read().await?, model).await
+    }
+
+    async fn models(&self) -> Result<Vec<String>> {
+        self.read().await?.models().await
+    }
+
+    async fn set_alias(
+        &self,
+        model: &str,
+        alias: &str,
+        version: u32,
+        reason: &str,
+        actor: &str,
+    ) -> Result<AuditEntry> {
+        let mut tx = self.write().await?;
+        let entry = sql::set_alias(&mut tx, model, alias, version, reason, actor).await?;
+        self.commit(tx, entry.id).await?;
+        Ok(entry)
+    }
+
+    async fn remove_alias(&self, model: &str, alias: &str, reason: &str, actor: &str) -> Result<AuditEntry> {
+        let mut tx = self.write().await?;
+        let entry = sql::remove_alias(&mut tx, model, alias, reason, actor).await?;
+        self.commit(tx, entry.id).await?;
+        Ok(entry)
+    }
+
+    async fn aliases(&self, model: &str) -> Result<Vec<Alias>> {
+        sql::aliases(&mut self.read().await?, model).await
+    }
+
     async fn set_tag(
         &self,
         model: &str,
@@ -678,21 +536,10 @@ impl Registry for SqliteRegistry {
         value: &str,
         actor: &str,
     ) -> Result<AuditEntry> {
-        check_name("tag key", key)?;
         let mut tx = self.write().await?;
-        fetch_version(&mut tx, model, version).await?;
-        insert_tag(&mut tx, model, version, key, value).await?;
-        let reason = format!("{key}={value}");
-        let entry = NewAudit {
-            model,
-            action: AuditAction::TagSet,
-            alias: None,
-            from_version: None,
-            to_version: Some(version),
-            reason: &reason,
-            actor,
-        };
-        self.commit_with(tx, entry).await
+        let entry = sql::set_tag(&mut tx, model, version, key, value, actor).await?;
+        self.commit(tx, entry.id).await?;
+        Ok(entry)
     }
 
     async fn promote(
@@ -703,102 +550,23 @@ impl Registry for SqliteRegistry {
         actor: &str,
     ) -> Result<AuditEntry> {
         let mut tx = self.write().await?;
-        require_model(&mut tx, model).await?;
-        let challenger = alias_target(&mut tx, model, CHALLENGER).await?;
-        let target = version
-            .or(challenger)
-            .ok_or_else(|| RegistryError::NoChallenger {
-                model: model.to_owned(),
-            })?;
-        aliasable(&mut tx, model, target).await?;
-        let previous = alias_target(&mut tx, model, CHAMPION).await?;
-        if challenger == Some(target) {
-            delete_alias(&mut tx, model, CHALLENGER).await?;
-            let removal_reason = format!("promoted to champion: {reason}");
-            let removal = NewAudit {
-                model,
-                action: AuditAction::AliasRemoved,
-                alias: Some(CHALLENGER),
-                from_version: Some(target),
-                to_version: None,
-                reason: &removal_reason,
-                actor,
-            };
-            append_audit(&mut tx, removal).await?;
-        }
-        upsert_alias(&mut tx, model, CHAMPION, target).await?;
-        let entry = NewAudit {
-            model,
-            action: AuditAction::Promoted,
-            alias: Some(CHAMPION),
-            from_version: previous,
-            to_version: Some(target),
-            reason,
-            actor,
-        };
-        self.commit_with(tx, entry).await
+        let entry = sql::promote(&mut tx, model, version, reason, actor).await?;
+        self.commit(tx, entry.id).await?;
+        Ok(entry)
     }
 
     async fn rollback(&self, model: &str, reason: &str, actor: &str) -> Result<AuditEntry> {
         let mut tx = self.write().await?;
-        require_model(&mut tx, model).await?;
-        let current = alias_target(&mut tx, model, CHAMPION).await?;
-        let history = champion_history(&mut tx, model).await?;
-        let target = rollback_target(&history, current).ok_or_else(|| RegistryError::NothingToRollBack {
-            model: model.to_owned(),
-        })?;
-        aliasable(&mut tx, model, target).await?;
-        upsert_alias(&mut tx, model, CHAMPION, target).await?;
-        let entry = NewAudit {
-            model,
-            action: AuditAction::RolledBack,
-            alias: Some(CHAMPION),
-            from_version: current,
-            to_version: Some(target),
-            reason,
-            actor,
-        };
-        self.commit_with(tx, entry).await
+        let entry = sql::rollback(&mut tx, model, reason, actor).await?;
+        self.commit(tx, entry.id).await?;
+        Ok(entry)
     }
 
     async fn audit(&self, model: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE ($1 IS NULL OR model = $1) \
-             ORDER BY id DESC LIMIT $2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(model)
-            .bind(limit)
-            .fetch_all(&self.inner.pool)
-            .await
-            .ctx("reading the audit log")?;
-        rows.iter().map(audit_from_row).collect()
+        sql::audit(&mut self.read().await?, model, limit).await
     }
 
     fn watch(&self) -> watch::Receiver<i64> {
         self.inner.changes.subscribe()
     }
-}
-
-/// Sets a tag of a version (insert or overwrite).
-async fn insert_tag(
-    conn: &mut SqliteConnection,
-    model: &str,
-    version: u32,
-    key: &str,
-    value: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO version_tags (model, version, key, value) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (model, version, key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(model)
-    .bind(i64::from(version))
-    .bind(key)
-    .bind(value)
-    .execute(&mut *conn)
-    .await
-    .ctx("setting a tag")?;
-    Ok(())
 }

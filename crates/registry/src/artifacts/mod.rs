@@ -5,6 +5,16 @@
 //! what it reads and refuses anything that does not match the registry's record, so a
 //! corrupted or replaced file is never deserialised into a serving model. `put` always
 //! writes (atomically, in every object store), which also heals a damaged copy.
+//! The store is a local directory ([`ArtifactStore::local`]) or an S3 bucket
+//! ([`ArtifactStore::s3`], in [`s3`]); the same tests run against both.
+
+#[cfg(feature = "s3")]
+mod s3;
+#[cfg(test)]
+mod tests;
+
+#[cfg(feature = "s3")]
+pub use s3::S3Options;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -44,6 +54,12 @@ impl ArtifactStore {
     /// A store over any object store (S3 and others, configured by the caller).
     pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
         Self { store }
+    }
+
+    /// The object store underneath (tests reach past the hash check through it).
+    #[cfg(test)]
+    pub(crate) fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
     }
 
     /// Stores `bytes` for `model` and returns the reference to register.
@@ -117,121 +133,4 @@ pub fn artifact_key(model: &str, sha256: &str) -> String {
 /// The SHA-256 of `bytes` as 64 lowercase hex digits.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stored_file(dir: &Path, artifact: &ArtifactRef) -> std::path::PathBuf {
-        dir.join(&artifact.key)
-    }
-
-    #[test]
-    fn sha256_matches_a_known_vector() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
-    #[tokio::test]
-    async fn bytes_round_trip_under_their_hash() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::local(&dir.path().join("artifacts")).unwrap();
-        let artifact = store.put("fraud", b"model bytes".to_vec()).await.unwrap();
-        assert_eq!(artifact.sha256, sha256_hex(b"model bytes"));
-        assert_eq!(artifact.key, format!("models/fraud/{}.bin", artifact.sha256));
-        assert_eq!(artifact.size, 11);
-        assert_eq!(&store.get(&artifact).await.unwrap()[..], b"model bytes");
-    }
-
-    #[tokio::test]
-    async fn the_same_bytes_twice_are_one_object() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::local(dir.path()).unwrap();
-        let a = store.put("fraud", Bytes::from_static(b"same")).await.unwrap();
-        let b = store.put("fraud", Bytes::from_static(b"same")).await.unwrap();
-        assert_eq!(a, b);
-        let files: Vec<_> = std::fs::read_dir(dir.path().join("models/fraud"))
-            .unwrap()
-            .collect();
-        assert_eq!(files.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_flipped_byte_is_refused_naming_the_key_and_both_hashes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::local(dir.path()).unwrap();
-        let artifact = store.put("fraud", b"model bytes".to_vec()).await.unwrap();
-        let file = stored_file(dir.path(), &artifact);
-        let mut bytes = std::fs::read(&file).unwrap();
-        bytes[3] ^= 0x01;
-        std::fs::write(&file, &bytes).unwrap();
-        let err = store.get(&artifact).await.unwrap_err();
-        let ArtifactError::Corrupt {
-            ref key,
-            ref expected,
-            ref actual,
-        } = err
-        else {
-            panic!("expected Corrupt, got {err:?}");
-        };
-        assert_eq!(key, &artifact.key);
-        assert_eq!(expected, &artifact.sha256);
-        assert_eq!(actual, &sha256_hex(&bytes));
-        let message = err.to_string();
-        for part in [
-            "refused",
-            "sha256 does not match",
-            &artifact.key,
-            &artifact.sha256,
-            actual,
-        ] {
-            assert!(message.contains(part), "{message:?} lacks {part:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_truncated_file_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::local(dir.path()).unwrap();
-        let artifact = store.put("fraud", b"model bytes".to_vec()).await.unwrap();
-        let file = stored_file(dir.path(), &artifact);
-        std::fs::write(&file, b"model").unwrap();
-        let err = store.get(&artifact).await.unwrap_err();
-        assert!(matches!(err, ArtifactError::Corrupt { .. }), "{err:?}");
-    }
-
-    #[tokio::test]
-    async fn a_reference_with_the_wrong_size_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::local(dir.path()).unwrap();
-        let mut artifact = store.put("fraud", b"model bytes".to_vec()).await.unwrap();
-        artifact.size += 1;
-        let err = store.get(&artifact).await.unwrap_err();
-        assert!(matches!(
-            err,
-            ArtifactError::SizeMismatch {
-                expected: 12,
-                actual: 11,
-                ..
-            }
-        ));
-    }
-
-    #[tokio::test]
-    async fn a_missing_file_is_not_found_and_bad_models_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::local(dir.path()).unwrap();
-        let artifact = store.put("fraud", b"x".to_vec()).await.unwrap();
-        std::fs::remove_file(stored_file(dir.path(), &artifact)).unwrap();
-        let err = store.get(&artifact).await.unwrap_err();
-        assert!(
-            matches!(err, ArtifactError::NotFound { ref key } if key == &artifact.key),
-            "{err:?}"
-        );
-        let err = store.put("../etc", b"x".to_vec()).await.unwrap_err();
-        assert!(matches!(err, ArtifactError::InvalidName { .. }), "{err:?}");
-    }
 }
