@@ -221,6 +221,9 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
         };
     }
     let decline = score >= model.bundle.decision_threshold;
+    if variant == Variant::Baseline {
+        state.data_drift.observe(&vector.values, score);
+    }
     if variant == Variant::Canary {
         // The same vector through the champion: the disagreement the rollout is judged on.
         let champion_score = champion.bundle.model.predict_proba_row(&vector.values);
@@ -339,6 +342,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     state.shadow_metrics.render(&mut text);
+    state.data_drift.render(&mut text);
     state.concept.render(&mut text);
     if let Some(retrainer) = state.retrainer.get() {
         retrainer.render(&mut text);
@@ -606,12 +610,23 @@ fn records_of(body: &[u8], kind: Kind) -> Result<Vec<&RawValue>, ApiError> {
     Ok(records)
 }
 
-/// The live monitors: concept drift on the champion's errors and the retrainer's state.
+/// The live monitors: the latest data-drift verdict of the champion's traffic (absent
+/// until the first evaluation), concept drift on its errors, and the retrainer's state.
 async fn drift(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "concept": state.concept.snapshot(),
-        "retrain": state.retrainer.get().map(|r| r.status()),
-    }))
+    let mut body = match state.data_drift.latest() {
+        Some(snapshot) => serde_json::to_value(snapshot).expect("snapshots serialise"),
+        None => serde_json::json!({"status": "not_evaluated"}),
+    };
+    let object = body.as_object_mut().expect("an object");
+    object.insert(
+        "concept".into(),
+        serde_json::to_value(state.concept.snapshot()).expect("snapshots serialise"),
+    );
+    object.insert(
+        "retrain".into(),
+        serde_json::to_value(state.retrainer.get().map(|r| r.status())).expect("statuses serialise"),
+    );
+    Json(body)
 }
 
 /// `{"reason": "..."}`: why a person asks for a retraining.

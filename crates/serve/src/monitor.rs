@@ -1,20 +1,34 @@
-//! The live monitors inside the server: concept drift on the champion's labelled errors
-//! (ADWIN, Page-Hinkley and DDM from `driftline-drift`), exposed as Prometheus metrics,
-//! as `GET /v1/drift`, as log lines, and as signals to the retrainer.
+//! The live monitors inside the server, against the serving champion: data drift of the
+//! features and scores it is asked about (a sliding window judged against its training
+//! profile) and concept drift on its labelled errors (ADWIN, Page-Hinkley and DDM), both
+//! from `driftline-drift`, exposed as Prometheus gauges, as `GET /v1/drift`, as log lines,
+//! and as signals to the retrainer.
 //!
-//! Key decision: the detectors run where labels join predictions (`POST /v1/feedback`),
-//! off the `/predict` path, under one short mutex; only the champion's (baseline) errors
-//! feed them, since the canary is judged by the rollout controller, and they restart
-//! whenever the champion changes, because a new model's error stream is a new stream.
+//! Key decision: `/predict` only copies the vector and score into the window (tens of
+//! nanoseconds); judging the window runs every `drift.monitor.evaluate_interval_seconds`
+//! on a blocking thread, and the routes read its latest snapshot. Concept detectors run
+//! where labels join predictions (`POST /v1/feedback`). Only the champion's (baseline)
+//! traffic feeds either, since the canary is judged by the rollout controller, and both
+//! restart whenever the champion changes: a new model has a new reference and a new error
+//! stream.
 
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use driftline_core::profile::ReferenceProfile;
 use driftline_drift::concept::{ConceptMonitor, ConceptSnapshot, DetectorKind, DetectorState};
+use driftline_drift::monitor::{
+    ColumnSnapshot, MonitorConfig, MonitorSnapshot, MonitorStatus, StreamMonitor,
+};
 
 use crate::feedback::Joined;
 use crate::metrics::Variant;
+use crate::state::AppState;
 
 /// The concept-drift detectors of the serving champion.
 pub struct ConceptWatch {
@@ -179,6 +193,178 @@ impl ConceptWatch {
             "# HELP driftline_concept_labelled_total Labelled champion predictions the detectors have seen (since the champion changed).\n# TYPE driftline_concept_labelled_total gauge\ndriftline_concept_labelled_total {}",
             snapshot.observations
         );
+    }
+}
+
+/// The data-drift window of the serving champion and its latest verdict.
+pub struct DataWatch {
+    config: MonitorConfig,
+    /// The window, with the champion version whose profile it judges against.
+    monitor: ArcSwapOption<(u32, StreamMonitor)>,
+    latest: Mutex<Option<MonitorSnapshot>>,
+}
+
+impl DataWatch {
+    /// A watch judging with `config`; it starts once a champion is set.
+    pub fn new(config: MonitorConfig) -> Self {
+        DataWatch {
+            config,
+            monitor: ArcSwapOption::empty(),
+            latest: Mutex::new(None),
+        }
+    }
+
+    /// Starts a fresh window against champion `version`'s training profile (no-op when it
+    /// is the one watched).
+    pub fn watch(&self, version: u32, profile: &ReferenceProfile) {
+        if self.monitor.load().as_ref().is_some_and(|m| m.0 == version) {
+            return;
+        }
+        match StreamMonitor::new(profile, &self.config) {
+            Ok(monitor) => {
+                self.monitor.store(Some(Arc::new((version, monitor))));
+                *self.latest.lock().expect("drift snapshot lock") = None;
+            }
+            Err(error) => {
+                tracing::error!(version, %error, "the champion's profile cannot be monitored");
+                self.monitor.store(None);
+            }
+        }
+    }
+
+    /// One champion prediction: its feature vector and score.
+    pub fn observe(&self, features: &[f64], score: f64) {
+        if let Some(monitor) = self.monitor.load().as_ref() {
+            // The vector comes from the engine whose fingerprint matched the model's, so
+            // its width is the profile's; a mismatch would be a bug, not a request's fault.
+            let _ = monitor.1.observe(features, score);
+        }
+    }
+
+    /// Judges the window now (milliseconds: call off the async runtime) and keeps the verdict.
+    pub fn evaluate(&self) -> Option<MonitorSnapshot> {
+        let monitor = self.monitor.load_full()?;
+        let snapshot = monitor.1.evaluate();
+        *self.latest.lock().expect("drift snapshot lock") = Some(snapshot.clone());
+        Some(snapshot)
+    }
+
+    /// The latest verdict, if any evaluation ran since the champion was set.
+    pub fn latest(&self) -> Option<MonitorSnapshot> {
+        self.latest.lock().expect("drift snapshot lock").clone()
+    }
+
+    /// Appends the Prometheus gauges of the latest verdict.
+    pub fn render(&self, out: &mut String) {
+        let Some(snapshot) = self.latest() else {
+            return;
+        };
+        let status = match snapshot.status {
+            MonitorStatus::WarmingUp => 0,
+            MonitorStatus::Stable => 1,
+            MonitorStatus::Drift => 2,
+        };
+        let _ = writeln!(
+            out,
+            "# HELP driftline_drift_status Live data-drift monitor: 0 warming up, 1 stable, 2 drift.\n# TYPE driftline_drift_status gauge\ndriftline_drift_status {status}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP driftline_drift_window_size Champion predictions in the monitor's window.\n# TYPE driftline_drift_window_size gauge\ndriftline_drift_window_size {}",
+            snapshot.observed
+        );
+        if let Some(dataset) = &snapshot.dataset {
+            let _ = writeln!(
+                out,
+                "# HELP driftline_dataset_drift_share Share of features whose drift score crosses its threshold.\n# TYPE driftline_dataset_drift_share gauge\ndriftline_dataset_drift_share {}",
+                dataset.share
+            );
+            let _ = writeln!(
+                out,
+                "# HELP driftline_dataset_drift 1 when at least drift_share of the features drift.\n# TYPE driftline_dataset_drift gauge\ndriftline_dataset_drift {}",
+                u8::from(dataset.drifted)
+            );
+        }
+        if let Some(score) = snapshot
+            .score
+            .as_ref()
+            .and_then(|s| s.drift.as_ref())
+            .and_then(|d| d.score)
+        {
+            let _ = writeln!(
+                out,
+                "# HELP driftline_prediction_drift_score Drift of the champion's scores against its training scores (normed Wasserstein by default).\n# TYPE driftline_prediction_drift_score gauge\ndriftline_prediction_drift_score {score}"
+            );
+        }
+        render_columns(out, &snapshot.columns);
+    }
+}
+
+/// Per-feature gauges, one family at a time as the exposition format requires.
+fn render_columns(out: &mut String, columns: &[ColumnSnapshot]) {
+    type Value = fn(&ColumnSnapshot) -> Option<f64>;
+    let families: [(&str, &str, Value); 6] = [
+        (
+            "driftline_feature_drift_score",
+            "Per-feature drift score of the live window against the champion's training data.",
+            |c| c.drift.as_ref().and_then(|d| d.score),
+        ),
+        (
+            "driftline_feature_drift_p_value",
+            "Per-feature p-value reported beside the score (KS or chi-square).",
+            |c| c.drift.as_ref().and_then(|d| d.p_value),
+        ),
+        (
+            "driftline_feature_drifted",
+            "1 when the feature's drift score crosses its threshold.",
+            |c| c.drift.as_ref().map(|d| f64::from(u8::from(d.drifted))),
+        ),
+        (
+            "driftline_feature_missing_rate",
+            "Share of the window's values that are missing.",
+            |c| Some(c.quality.missing_rate),
+        ),
+        (
+            "driftline_feature_out_of_range_rate",
+            "Share of the window's values outside the training range (numeric features).",
+            |c| c.quality.out_of_range_rate,
+        ),
+        (
+            "driftline_feature_unknown_category_rate",
+            "Share of the window's values that are categories training never saw.",
+            |c| c.quality.unknown_category_rate,
+        ),
+    ];
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for column in columns {
+            if let Some(v) = value(column).filter(|v| v.is_finite()) {
+                let _ = writeln!(out, "{name}{{feature=\"{}\"}} {v}", column.name);
+            }
+        }
+    }
+}
+
+/// Evaluates the data-drift window every `interval`, for ever, and tells the retrainer.
+pub async fn run_evaluations(state: Arc<AppState>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let shared = state.clone();
+        let Ok(Some(snapshot)) = tokio::task::spawn_blocking(move || shared.data_drift.evaluate()).await
+        else {
+            continue;
+        };
+        if let (Some(dataset), Some(retrainer)) = (&snapshot.dataset, state.retrainer.get()) {
+            retrainer.observe_data_drift(dataset.drifted, dataset.share);
+        }
+        if snapshot.status == MonitorStatus::Drift {
+            tracing::warn!(
+                share = snapshot.dataset.as_ref().map(|d| d.share),
+                "live data drift against the champion's training data"
+            );
+        }
     }
 }
 

@@ -9,8 +9,10 @@
 //! nothing: restart replays the log from the last checkpoint, as ingest always does.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use driftline_core::config::Config;
+use driftline_drift::monitor::MonitorConfig;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
 use driftline_features::offline::ParquetOfflineStore;
@@ -20,6 +22,7 @@ use driftline_stream::log::{LogConfig, LogReader};
 use crate::api::app;
 use crate::ingest::LogSink;
 use crate::models::{Control, reload, watch_registry};
+use crate::monitor::{self, DataWatch};
 use crate::retrain::{self, Retrainer};
 use crate::shadow::Shadow;
 use crate::state::AppState;
@@ -93,6 +96,7 @@ pub async fn start(config: Config) -> Result<Arc<AppState>, ServeError> {
     state.admin_token = config.settings.serve.admin_token.clone();
     state.shadow_enabled = config.settings.serve.shadow_enabled;
     state.rollout_plan = config.settings.serve.rollout.clone();
+    state.data_drift = DataWatch::new(MonitorConfig::from_settings(&config.settings.drift));
     state.model_settings = config.settings.model.clone();
     state.gate_settings = config.settings.gates.clone();
     state
@@ -121,6 +125,10 @@ pub async fn start(config: Config) -> Result<Arc<AppState>, ServeError> {
     tokio::spawn(watch_registry(state.clone(), control.clone()));
     state.control.set(control).ok();
     let offline = ParquetOfflineStore::new(paths.offline(), config.contract.clone());
+    tokio::spawn(monitor::run_evaluations(
+        state.clone(),
+        Duration::from_secs_f64(config.settings.drift.monitor.evaluate_interval_seconds),
+    ));
     tokio::spawn(retrain::run(
         state.clone(),
         FeatureEngine::from_config(&config),

@@ -12,6 +12,7 @@ use arc_swap::ArcSwapOption;
 use driftline_core::config::{CanaryAssignment, GateSettings, ModelSettings};
 use driftline_core::contract::Contract;
 use driftline_core::time::Timestamp;
+use driftline_drift::monitor::MonitorConfig;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::online::EmbeddedOnlineStore;
 use driftline_registry::ModelVersion;
@@ -22,7 +23,7 @@ use crate::feedback::Feedback;
 use crate::ingest::LogSink;
 use crate::metrics::{ServeMetrics, Variant};
 use crate::models::Control;
-use crate::monitor::ConceptWatch;
+use crate::monitor::{ConceptWatch, DataWatch};
 use crate::retrain::Retrainer;
 use crate::rollout::{RolloutPlan, RolloutStatus};
 use crate::shadow::{Shadow, ShadowMetrics};
@@ -80,6 +81,8 @@ pub struct AppState {
     pub traffic: TrafficHistory,
     /// Concept-drift detectors on the champion's labelled errors.
     pub concept: ConceptWatch,
+    /// The data-drift window of the champion's traffic.
+    pub data_drift: DataWatch,
     /// The closed loop, once started.
     pub retrainer: OnceLock<Retrainer>,
     /// What a retraining fits (`[model]`) and the gates it must pass (`[gates]`).
@@ -114,6 +117,7 @@ impl AppState {
             feedback: Mutex::new(Feedback::default()),
             traffic: TrafficHistory::default(),
             concept: ConceptWatch::default(),
+            data_drift: DataWatch::new(MonitorConfig::default()),
             retrainer: OnceLock::new(),
             model_settings: ModelSettings::default(),
             gate_settings: GateSettings::default(),
@@ -179,6 +183,9 @@ impl AppState {
                 .expect("feedback lock")
                 .reset_recent(Variant::Baseline);
             self.concept.watch(incoming);
+        }
+        if let Some(champion) = self.champion.load().as_ref() {
+            self.data_drift.watch(incoming, &champion.bundle.profile);
         }
         previous
     }

@@ -23,10 +23,11 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use clap::Args;
 use driftline_core::config::Config;
-use driftline_core::time::Span;
+use driftline_core::time::{Span, Timestamp};
 use driftline_features::compute::FeatureEngine;
 use driftline_features::offline::ParquetOfflineStore;
 use driftline_features::paths::DataPaths;
+use driftline_features::training::TrainingWindow;
 use driftline_models::metrics::roc_auc;
 use driftline_serve::retrain::{RetrainRecord, RetrainState};
 use driftline_serve::rollout::RolloutStatus;
@@ -50,8 +51,10 @@ pub struct DemoArgs {
     /// Seed of the synthetic stream.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Labelled events of history the baseline is trained on.
-    #[arg(long, default_value_t = 100_000)]
+    /// Labelled events of history before the live traffic. The baseline trains on the
+    /// part after the longest feature window (7 days) has filled, so its features look
+    /// like live ones.
+    #[arg(long, default_value_t = 400_000)]
     pub history: u64,
     /// Live events per second.
     #[arg(long, default_value_t = 1_000.0)]
@@ -70,6 +73,8 @@ pub struct DemoArgs {
     pub addr: String,
 }
 
+/// The longest feature window: history before its end has partly empty windows.
+const WARM_UP: Duration = Duration::from_secs(7 * 86_400);
 /// Labels arrive this long after their event.
 const LABEL_DELAY: Duration = Duration::from_secs(1);
 /// Traffic keeps flowing this long after the loop closed, to measure the new champion.
@@ -101,7 +106,12 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     say(&clock, &format!("driftline demo in {}", root.display()));
 
     let plan = StreamPlan::new(&args);
-    let mut generator = Generator::new(plan.generator_config(&args))?;
+    let stream = plan.generator_config(&args);
+    // Train after the longest window filled, or on the second half of a short history.
+    let history_seconds = (args.history as f64 * MEAN_INTERARRIVAL_MS / 1e3) as i64;
+    let warm_up = (WARM_UP.as_secs() as i64).min(history_seconds / 2);
+    let warm_up_end = Timestamp::from_unix_seconds(stream.start_ts + warm_up);
+    let mut generator = Generator::new(stream)?;
     let paths = DataPaths::new(&root);
     write_history(&mut generator, &paths, &config, args.history)?;
     say(
@@ -117,7 +127,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     for line in summary.lines() {
         say(&clock, line);
     }
-    train_baseline(&config, &clock)?;
+    train_baseline(&config, warm_up_end, &clock)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -213,9 +223,14 @@ fn write_history(
     Ok(())
 }
 
-/// Trains the first model on the whole history; with no champion yet, it becomes champion.
-fn train_baseline(config: &Config, clock: &Instant) -> anyhow::Result<()> {
-    let training = TrainingConfig::from_settings(&config.settings.model, &config.settings.gates)?;
+/// Trains the first model on the history after `from`; with no champion yet, it becomes
+/// champion.
+fn train_baseline(config: &Config, from: Timestamp, clock: &Instant) -> anyhow::Result<()> {
+    let mut training = TrainingConfig::from_settings(&config.settings.model, &config.settings.gates)?;
+    training.window = TrainingWindow {
+        from: Some(from),
+        to: None,
+    };
     let models = Models::open(config)?;
     let engine = FeatureEngine::from_config(config);
     let offline = ParquetOfflineStore::new(
@@ -235,7 +250,7 @@ fn train_baseline(config: &Config, clock: &Instant) -> anyhow::Result<()> {
     say(
         clock,
         &format!(
-            "baseline v{} ({}) trained on {} rows: holdout ROC AUC {}; {}",
+            "baseline v{} ({}) trained on the {} rows after the warm-up (7 days, when every feature window is full): holdout ROC AUC {}; {}",
             outcome.version.version,
             card.estimator,
             thousands(card.data.rows_train + card.data.rows_holdout),

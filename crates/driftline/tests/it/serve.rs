@@ -156,6 +156,15 @@ fn serve_predicts_and_swaps_the_champion_set_from_another_process() {
     );
 }
 
+/// Sets the flag when dropped: stops load threads even when the test panics.
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Prediction traffic from `clients` threads until `stop` is set: (answered 200, anything
 /// else, versions seen).
 fn drive_load(
@@ -233,11 +242,11 @@ fn champion_swaps_from_another_process_under_load_fail_no_request() {
     let stop = AtomicBool::new(false);
     let (ok, failures, versions) = std::thread::scope(|scope| {
         let load = scope.spawn(|| drive_load(port, 4, &stop));
-        // Six alias changes from the CLI, each in its own process, while traffic flows.
-        for _ in 0..3 {
-            run(dir, &["models", "promote", "--reason", "load test"]);
-            std::thread::sleep(Duration::from_millis(300));
-            run(dir, &["models", "rollback", "--reason", "load test"]);
+        // Stops the load even when a CLI call below panics, so the scope can end.
+        let _stop_on_exit = StopOnDrop(&stop);
+        // Six champion changes from the CLI, each in its own process, while traffic flows.
+        for version in ["2", "1", "2", "1", "2", "1"] {
+            run(dir, &["models", "promote", version, "--reason", "load test"]);
             std::thread::sleep(Duration::from_millis(300));
         }
         stop.store(true, Ordering::Relaxed);
@@ -278,6 +287,7 @@ fn kill_9_mid_load_then_restart_keeps_every_acknowledged_event_and_serves_again(
     let stop = AtomicBool::new(false);
     let (ok, _failures, _) = std::thread::scope(|scope| {
         let load = scope.spawn(|| drive_load(port, 2, &stop));
+        let _stop_on_exit = StopOnDrop(&stop);
         std::thread::sleep(Duration::from_millis(300));
         for event in &events {
             let (status, text) = http(port, "POST", "/v1/events", event).unwrap();
@@ -316,4 +326,92 @@ fn kill_9_mid_load_then_restart_keeps_every_acknowledged_event_and_serves_again(
         "{vector}"
     );
     assert_eq!(vector["features"]["transaction_amount_sum_24h"], 60.0, "{vector}");
+}
+
+/// Headless Chromium, from `DRIFTLINE_TEST_CHROMIUM` or the PATH; `None` (the test skips,
+/// saying why) on a developer's machine without it, a failure under .ci/run.
+fn chromium() -> Option<String> {
+    let path = std::env::var("DRIFTLINE_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let found = std::process::Command::new(&path)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("DRIFTLINE_REQUIRE_BACKENDS").as_deref() != Ok("1"),
+        "chromium is not installed (.ci/services/chromium.sh installs it)"
+    );
+    eprintln!("skipping: chromium is not installed");
+    None
+}
+
+#[test]
+fn the_dashboard_renders_models_rollout_traffic_drift_and_audit_in_headless_chromium() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    train_two_versions(dir);
+    // A small, fast monitor so the window is judged within the test.
+    std::fs::write(
+        dir.join("driftline.toml"),
+        "[drift.monitor]\nwindow = 1000\nmin_window = 50\nevaluate_interval_seconds = 0.2\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let _server = start(dir, port);
+    let rollout = r#"{"action":"start","version":2,"ratio":0.5,"reason":"dashboard test"}"#;
+    assert_eq!(http(port, "POST", "/v1/rollout", rollout).unwrap().0, 200);
+    for i in 0..120 {
+        let body = format!(
+            r#"{{"user_id":"user-{:05}","event":{{"event_id":"dash-{i:04}","transaction_amount":{}.5,"country":"US","device":"web","event_ts":"2024-03-01T12:00:00Z"}}}}"#,
+            i % 200,
+            (i * 37) % 900
+        );
+        assert_eq!(http(port, "POST", "/predict", &body).unwrap().0, 200);
+        let label = format!(r#"{{"event_id":"dash-{i:04}","label":{}}}"#, i % 2);
+        assert_eq!(http(port, "POST", "/v1/feedback", &label).unwrap().0, 202);
+    }
+    std::thread::sleep(Duration::from_millis(600)); // one monitor evaluation at least
+
+    let profile = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.path().display()),
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let has = |needle: &str| {
+        assert!(
+            dom.contains(needle),
+            "the rendered dashboard lacks {needle:?}:\n{dom}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    has(r#"data-role="champion"><h3>champion <span class="version">v1</span>"#);
+    has(r#"data-role="challenger"><h3>challenger <span class="version">v2</span>"#);
+    has("canary v2 50%");
+    has(r#"<tr data-variant="baseline"><td>baseline</td>"#);
+    has(r#"<tr data-variant="canary"><td>canary</td>"#);
+    has(r#"<tr data-feature="transaction_amount_count_1h">"#);
+    has(r#"<tr data-feature="prediction score">"#);
+    has(r#"<tr data-detector="adwin">"#);
+    has("dashboard test");
+    has(r#"<div id="error" style="display: none;">"#);
+    assert!(!dom.contains("loading…"), "a section never rendered:\n{dom}");
 }
