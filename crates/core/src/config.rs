@@ -632,6 +632,11 @@ pub struct RetrainSettings {
     /// How many of the three detectors must report drift within a minute of each other
     /// (1 to 3): one alone raises more false alarms on low error rates (DDM especially).
     pub concept_votes: u32,
+    /// A detector's drift counts only when the champion's recent error rate exceeds its
+    /// holdout error rate by at least this fraction (0.5: half as many errors again).
+    /// Detectors also fire when errors fall, or swing with the time of day; neither calls
+    /// for a new model.
+    pub concept_min_error_increase: f64,
     /// Retrain every this many seconds whatever the drift (0 = no schedule).
     pub schedule_seconds: f64,
     /// After a retraining ends (promoted, rolled back or rejected), triggers wait this long.
@@ -658,6 +663,7 @@ impl Default for RetrainSettings {
             data_drift_windows: 3,
             on_concept_drift: true,
             concept_votes: 2,
+            concept_min_error_increase: 0.5,
             schedule_seconds: 0.0,
             cooldown_seconds: 300.0,
             lookback_seconds: 0.0,
@@ -676,6 +682,7 @@ impl RetrainSettings {
             ("retrain.cooldown_seconds", self.cooldown_seconds),
             ("retrain.lookback_seconds", self.lookback_seconds),
             ("retrain.max_wait_seconds", self.max_wait_seconds),
+            ("retrain.concept_min_error_increase", self.concept_min_error_increase),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(ConfigError::Invalid(format!(

@@ -583,13 +583,24 @@ async fn ingest(
             .expect("feedback lock")
             .join(&appended.labels);
         state.metrics.observe_labels_joined(joined.len() as u64);
-        for drift in state.concept.observe(&joined) {
-            if let Some(retrainer) = state.retrainer.get() {
-                retrainer.observe_concept_drift(drift.detector, drift.error_rate);
+        let drifts = state.concept.observe(&joined);
+        if let (false, Some(retrainer)) = (drifts.is_empty(), state.retrainer.get()) {
+            let holdout = state.champion.load().as_deref().and_then(holdout_error_rate);
+            for drift in drifts {
+                retrainer.observe_concept_drift(drift.detector, drift.error_rate, holdout);
             }
         }
     }
     Ok((StatusCode::ACCEPTED, Json(appended)))
+}
+
+/// The share of wrong decisions on a model's holdout, from its card.
+fn holdout_error_rate(model: &crate::state::LoadedModel) -> Option<f64> {
+    let confusion = &model.version.card["holdout"]["confusion"];
+    let count = |key: &str| confusion[key].as_f64();
+    let wrong = count("fp")? + count("fn")?;
+    let total = wrong + count("tp")? + count("tn")?;
+    (total > 0.0).then(|| wrong / total)
 }
 
 /// The records of an ingest body: the `events`/`labels` array, or the body as one record.

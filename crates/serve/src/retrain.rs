@@ -254,8 +254,19 @@ impl Retrainer {
         signals.data_drift_share = share;
     }
 
-    /// A concept-drift detector fired on the champion's errors.
-    pub fn observe_concept_drift(&self, detector: &str, error_rate: f64) {
+    /// A concept-drift detector fired on the champion's errors: counted as a vote when
+    /// `error_rate` (recent) is enough above `holdout_error_rate` (the champion's card).
+    pub fn observe_concept_drift(&self, detector: &str, error_rate: f64, holdout_error_rate: Option<f64>) {
+        let floor = holdout_error_rate.map(|h| h * (1.0 + self.settings.concept_min_error_increase));
+        if let Some(floor) = floor.filter(|floor| error_rate < *floor) {
+            tracing::info!(
+                detector,
+                error_rate,
+                floor,
+                "concept change without more errors than the champion's holdout: not a retraining vote"
+            );
+            return;
+        }
         self.signals
             .lock()
             .expect("retrain signals lock")
@@ -596,6 +607,18 @@ mod tests {
 
     fn triggers(settings: &RetrainSettings, signals: &mut Signals) -> Option<Trigger> {
         Triggers { settings, signals }.next(Instant::now(), None, None)
+    }
+
+    #[test]
+    fn a_concept_change_without_more_errors_than_the_holdout_is_not_a_vote() {
+        let retrainer = Retrainer::new(RetrainSettings::default());
+        // The champion's holdout error rate is 4%: 5% is change, not harm; 6% is harm.
+        retrainer.observe_concept_drift("adwin", 0.05, Some(0.04));
+        retrainer.observe_concept_drift("ddm", 0.05, Some(0.04));
+        assert_eq!(retrainer.next_trigger(), None);
+        retrainer.observe_concept_drift("adwin", 0.06, Some(0.04));
+        retrainer.observe_concept_drift("ddm", 0.061, None);
+        assert_eq!(retrainer.next_trigger().map(|t| t.kind()), Some("concept_drift"));
     }
 
     #[test]

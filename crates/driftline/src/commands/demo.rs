@@ -81,8 +81,8 @@ const LABEL_DELAY: Duration = Duration::from_secs(1);
 const SETTLE: Duration = Duration::from_secs(20);
 /// Generator event-time spacing (its default), which sets the event-time speed-up.
 const MEAN_INTERARRIVAL_MS: f64 = 2_000.0;
-/// At most this many events per request batch.
-const BATCH: usize = 500;
+/// At most this many events per request batch (a prediction batch stays under 64 KiB).
+const BATCH: usize = 250;
 
 const MALFORMED: [&str; 3] = [
     r#"{"user_id":"user-00001","transaction_amount":-5,"country":"XX","device":"ios","event_ts":"2024-03-01T00:00:00Z"}"#,

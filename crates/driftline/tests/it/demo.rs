@@ -13,7 +13,7 @@ fn the_demo_detects_the_drift_retrains_canaries_and_promotes_a_recovered_model()
         .args([
             "demo",
             "--history",
-            "40000",
+            "200000",
             "--rate",
             "400",
             "--onset-after",

@@ -367,12 +367,12 @@ fn the_dashboard_renders_models_rollout_traffic_drift_and_audit_in_headless_chro
     assert_eq!(http(port, "POST", "/v1/rollout", rollout).unwrap().0, 200);
     for i in 0..120 {
         let body = format!(
-            r#"{{"user_id":"user-{:05}","event":{{"event_id":"dash-{i:04}","transaction_amount":{}.5,"country":"US","device":"web","event_ts":"2024-03-01T12:00:00Z"}}}}"#,
+            r#"{{"user_id":"user-{:05}","event":{{"event_id":"dashboard-event-{i:04}","transaction_amount":{}.5,"country":"US","device":"web","event_ts":"2024-03-01T12:00:00Z"}}}}"#,
             i % 200,
             (i * 37) % 900
         );
         assert_eq!(http(port, "POST", "/predict", &body).unwrap().0, 200);
-        let label = format!(r#"{{"event_id":"dash-{i:04}","label":{}}}"#, i % 2);
+        let label = format!(r#"{{"event_id":"dashboard-event-{i:04}","label":{}}}"#, i % 2);
         assert_eq!(http(port, "POST", "/v1/feedback", &label).unwrap().0, 202);
     }
     std::thread::sleep(Duration::from_millis(600)); // one monitor evaluation at least
