@@ -217,7 +217,9 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
     for index in 0..reference_end + args.events {
         generator.next_into(&mut event);
         if let (Some(scale), true) = (extra_scale, index >= onset) {
-            event.transaction_amount = event.transaction_amount.map(|a| (a * scale * 100.0).round() / 100.0);
+            event.transaction_amount = event
+                .transaction_amount
+                .map(|a| (a * scale * 100.0).round() / 100.0);
         }
         json.clear();
         event.write_json(&mut json);
@@ -282,7 +284,12 @@ struct Live {
 }
 
 fn fit(rows: &LabelledRows, training: &TrainingConfig, args: &Args) -> Result<(Live, f64)> {
-    let split = Split::new(&rows.labels, SplitKind::Time, training.holdout_fraction, training.seed)?;
+    let split = Split::new(
+        &rows.labels,
+        SplitKind::Time,
+        training.holdout_fraction,
+        training.seed,
+    )?;
     let train = rows.dataset(&split.train)?;
     let holdout = rows.dataset(&split.holdout)?;
     let model = training.estimator.fit(&train)?;
@@ -389,12 +396,19 @@ impl Live {
             }
             let share = snapshot.dataset.map_or(0.0, |d| d.share);
             if trace {
-                println!("{at}: {:?} share {share:.2}: {}", snapshot.status, drifted.join(", "));
+                println!(
+                    "{at}: {:?} share {share:.2}: {}",
+                    snapshot.status,
+                    drifted.join(", ")
+                );
             }
         }
         if drift && !self.in_drift {
             let share = snapshot.dataset.map_or(0.0, |d| d.share);
-            let drifted = format!("{} drifted columns", snapshot.dataset.map_or(0, |d| d.drifted_columns));
+            let drifted = format!(
+                "{} drifted columns",
+                snapshot.dataset.map_or(0, |d| d.drifted_columns)
+            );
             out.data_alarms.push(Alarm {
                 at,
                 what: format!("drift share {share:.2}: {drifted}"),

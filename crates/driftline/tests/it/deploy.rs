@@ -61,7 +61,10 @@ fn the_prometheus_rules_check_and_their_unit_tests_pass() {
         .filter(|name| name.ends_with(".yml"))
         .collect();
     tests.sort();
-    assert!(!tests.is_empty(), "no promtool unit tests in deploy/prometheus/tests");
+    assert!(
+        !tests.is_empty(),
+        "no promtool unit tests in deploy/prometheus/tests"
+    );
     let mut args = vec!["test", "rules"];
     args.extend(tests.iter().map(String::as_str));
     promtool_ok(&promtool, &args);
