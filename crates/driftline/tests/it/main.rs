@@ -1,6 +1,7 @@
 //! End-to-end tests of the `driftline` binary, run as a user would run it.
 
 mod demo;
+mod deploy;
 mod drift;
 mod learnability;
 mod models;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::{driftline, run};
 
 /// A minimal HTTP/1.1 client: method, path, body -> (status, body).
-fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+pub(super) fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -27,7 +27,7 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)
     Some((status, body))
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -35,7 +35,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Server(Child);
+pub(super) struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -44,7 +44,7 @@ impl Drop for Server {
     }
 }
 
-fn start(dir: &Path, port: u16) -> Server {
+pub(super) fn start(dir: &Path, port: u16) -> Server {
     let child = driftline(dir)
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
         // No canary share: this test follows the champion; the shadow scores copies.
@@ -213,7 +213,7 @@ fn drive_load(
 
 /// 20,000 events ingested, then v1 (logistic, champion) and v2 (GBT, challenger). The gates
 /// are not what these tests are about: floors at 0 so both versions register.
-fn train_two_versions(dir: &Path) {
+pub(super) fn train_two_versions(dir: &Path) {
     run(dir, &["gen", "--count", "20000", "--users", "200", "--to", "log"]);
     run(dir, &["ingest"]);
     for estimator in ["logistic", "gbt"] {

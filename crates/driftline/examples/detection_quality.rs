@@ -1,0 +1,419 @@
+//! Detection quality of driftline's drift monitors on the generator's scenarios: false
+//! alarms per million drift-free events, and detection delay (events after onset) for each
+//! drift scenario. The numbers are recorded in `docs/drift.md`.
+//!
+//! Key decision: every step is the production code path, in memory. Events come from
+//! `driftline_stream::generator`, are validated by the fraud contract as `/predict` does
+//! (rejected events are counted and never scored, as the server answers them 400), get
+//! their point-in-time vector from `FeatureEngine` + `EntityState` exactly as training
+//! replay computes it (the row before the event is applied), and the model and
+//! `ReferenceProfile` are fitted as `training::pipeline::fit_candidate` fits them (time
+//! split, training rows profiled with their scores). The stream is warmed up for
+//! `--warmup` events first, so 7-day features are in steady state before the reference
+//! period, as the demo does; then `StreamMonitor` (default `[drift.monitor]`) is evaluated
+//! every `--evaluate-every` events and `ConceptMonitor` sees every labelled error.
+//!
+//! ```text
+//! cargo run --release -p driftline --example detection_quality -- --scenario none --events 1000000
+//! cargo run --release -p driftline --example detection_quality -- --scenario all
+//! ```
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use driftline_core::config::{Config, SplitKind};
+use driftline_core::contract::{IdSource, ValidateContext};
+use driftline_core::event::Record;
+use driftline_core::profile::{ProfileParams, ReferenceProfile};
+use driftline_core::time::Timestamp;
+use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState};
+use driftline_drift::monitor::{MonitorConfig, MonitorStatus, StreamMonitor};
+use driftline_features::compute::FeatureEngine;
+use driftline_features::state::{AsOf, EntityState, EventKey};
+use driftline_models::estimator::FittedModel;
+use driftline_models::metrics::roc_auc;
+use driftline_models::model::Model;
+use driftline_stream::generator::{GeneratedEvent, Generator, GeneratorConfig, Scenario};
+use driftline_training::config::TrainingConfig;
+use driftline_training::rows::{LabelledRows, Split};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// none, covariate, covariate10, categorical, concept, quality, or all. `covariate10`
+    /// is the `none` stream with every amount from the onset on multiplied by
+    /// `--amount-scale` (default 1.1: a 10% shift), abrupt.
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// Events streamed through the monitors after the reference period.
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
+    /// Events replayed before the reference period so 7-day windows are full
+    /// (302,400 ≈ 7 days at the default 2 s spacing).
+    #[arg(long, default_value_t = 302_400)]
+    warmup: u64,
+    /// Events of the reference period the model and profile are fitted on.
+    #[arg(long, default_value_t = 100_000)]
+    train: u64,
+    /// Events between the end of the reference period and the drift's onset.
+    #[arg(long, default_value_t = 20_000)]
+    lead: u64,
+    /// Events over which the drift grows to full strength (0 = abrupt).
+    #[arg(long, default_value_t = 10_000)]
+    ramp: u64,
+    /// Events between evaluations of the data-drift window.
+    #[arg(long, default_value_t = 1_000)]
+    evaluate_every: u64,
+    /// Labelled events within which 2 of the 3 concept detectors must agree (the server's
+    /// 60 s vote window at ~16 labelled events a second).
+    #[arg(long, default_value_t = 1_000)]
+    vote_window: u64,
+    /// `covariate10`: the factor amounts are multiplied by after the onset.
+    #[arg(long, default_value_t = 1.1)]
+    amount_scale: f64,
+    /// Predictions in the monitor's window (default: `[drift.monitor] window`).
+    #[arg(long)]
+    window: Option<usize>,
+    /// Print every evaluation's drifted columns.
+    #[arg(long)]
+    trace: bool,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 2_000)]
+    users: u32,
+}
+
+/// One alarm: the event index (after the reference period) and what raised it.
+#[derive(Debug, Clone)]
+struct Alarm {
+    at: u64,
+    what: String,
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    data_alarms: Vec<Alarm>,
+    concept_alarms: Vec<Alarm>,
+    /// Evaluations whose status was Drift, of those judged.
+    drift_evaluations: u64,
+    evaluations: u64,
+    rejected: u64,
+    scored: u64,
+    labelled: u64,
+    errors: u64,
+    holdout_auc: f64,
+    max_missing_rate: f64,
+    max_out_of_range: f64,
+    max_unknown: f64,
+    seconds: f64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let scenarios: Vec<&str> = if args.scenario == "all" {
+        vec![
+            "none",
+            "covariate",
+            "covariate10",
+            "categorical",
+            "concept",
+            "quality",
+        ]
+    } else {
+        vec![args.scenario.as_str()]
+    };
+    println!(
+        "warmup {} + reference {} events, then {} monitored; onset {} events into the monitored part, \
+         ramp {}; evaluate every {}; concept vote window {} labelled events",
+        args.warmup, args.train, args.events, args.lead, args.ramp, args.evaluate_every, args.vote_window
+    );
+    for name in scenarios {
+        let outcome = run(&args, name)?;
+        report(&args, name, &outcome);
+    }
+    Ok(())
+}
+
+fn report(args: &Args, name: &str, o: &Outcome) {
+    let per_million = |n: usize| n as f64 * 1e6 / args.events as f64;
+    let onset = if name == "none" { u64::MAX } else { args.lead };
+    let before = |alarms: &[Alarm]| alarms.iter().filter(|a| a.at < onset).count();
+    let first_after = |alarms: &[Alarm]| alarms.iter().find(|a| a.at >= onset).cloned();
+    println!("\n## {name}  ({:.1} s)", o.seconds);
+    println!(
+        "scored {} events ({} rejected by the contract), {} labelled, model error rate {:.4}, reference \
+         holdout ROC AUC {:.4}; max over windows: missing {:.4}, out of range {:.4}, unknown category {:.4}",
+        o.scored,
+        o.rejected,
+        o.labelled,
+        o.errors as f64 / o.labelled.max(1) as f64,
+        o.holdout_auc,
+        o.max_missing_rate,
+        o.max_out_of_range,
+        o.max_unknown
+    );
+    println!(
+        "data drift: {} alarms ({} before onset), {}/{} evaluations in drift",
+        o.data_alarms.len(),
+        before(&o.data_alarms),
+        o.drift_evaluations,
+        o.evaluations
+    );
+    println!(
+        "concept drift (2 of 3 within {}): {} alarms ({} before onset)",
+        args.vote_window,
+        o.concept_alarms.len(),
+        before(&o.concept_alarms)
+    );
+    if name == "none" {
+        println!(
+            "false alarms per million events: data {:.1}, concept {:.1}",
+            per_million(o.data_alarms.len()),
+            per_million(o.concept_alarms.len())
+        );
+        for a in o.data_alarms.iter().chain(&o.concept_alarms).take(10) {
+            println!("  alarm at {}: {}", a.at, a.what);
+        }
+        return;
+    }
+    for (kind, alarms) in [("data", &o.data_alarms), ("concept", &o.concept_alarms)] {
+        match first_after(alarms) {
+            Some(a) => println!("{kind}: detected {} events after onset: {}", a.at - onset, a.what),
+            None => println!("{kind}: not detected"),
+        }
+    }
+}
+
+fn run(args: &Args, name: &str) -> Result<Outcome> {
+    let started = Instant::now();
+    let (scenario, extra_scale) = match name {
+        "covariate10" => (Scenario::None, Some(args.amount_scale)),
+        other => (other.parse::<Scenario>()?, None),
+    };
+    let reference_end = args.warmup + args.train;
+    let onset = reference_end + args.lead;
+    let mut generator = Generator::new(GeneratorConfig {
+        seed: args.seed,
+        users: args.users,
+        scenario,
+        onset,
+        ramp: args.ramp,
+        ..GeneratorConfig::default()
+    })?;
+    let config = Config::fraud_default();
+    let training = TrainingConfig::from_settings(&config.settings.model, &config.settings.gates)?;
+    let engine = FeatureEngine::from_config(&config);
+    let spec = engine.spec().clone();
+    let contract = &config.contract;
+    let width = spec.names().count();
+
+    let mut states: HashMap<String, EntityState> = HashMap::new();
+    let mut rows = LabelledRows::new(&spec);
+    let mut event = GeneratedEvent::default();
+    let mut json = Vec::with_capacity(256);
+    let mut out = Outcome::default();
+    let mut live: Option<Live> = None;
+    for index in 0..reference_end + args.events {
+        generator.next_into(&mut event);
+        if let (Some(scale), true) = (extra_scale, index >= onset) {
+            event.transaction_amount = event
+                .transaction_amount
+                .map(|a| (a * scale * 100.0).round() / 100.0);
+        }
+        json.clear();
+        event.write_json(&mut json);
+        let ctx = ValidateContext {
+            now: Timestamp::parse_rfc3339(&event.event_ts).map_err(anyhow::Error::msg)?,
+            default_entity: None,
+            path_prefix: "",
+            ids: IdSource::DerivedFrom(&json),
+        };
+        let record = match contract.validate_json(&json, &ctx) {
+            Ok(Record::Event(e)) => e,
+            Ok(_) => bail!("the generator wrote a label-only record"),
+            Err(_) => {
+                if index >= reference_end {
+                    out.rejected += 1;
+                }
+                continue;
+            }
+        };
+        let state = states
+            .entry(record.entity.clone())
+            .or_insert_with(|| EntityState::new(record.values.len()));
+        let vector = engine.vector(state, Some(&record), AsOf::Before(EventKey::of(&record)));
+        state.apply(&record, &spec);
+        debug_assert_eq!(vector.values.len(), width);
+        if index < args.warmup {
+            continue;
+        }
+        if index < reference_end {
+            if let Some(label) = record.label {
+                rows.features.extend_from_slice(&vector.values);
+                rows.labels.push(label);
+                rows.times.push(record.ts);
+            }
+            if index + 1 == reference_end {
+                let (l, auc) = fit(&rows, &training, args)?;
+                out.holdout_auc = auc;
+                live = Some(l);
+            }
+            continue;
+        }
+        let live = live.as_mut().context("no reference period")?;
+        let at = index - reference_end;
+        live.observe(&vector.values, record.label, at, args, &mut out)?;
+        if (at + 1).is_multiple_of(args.evaluate_every) {
+            live.evaluate(at, args.trace, &mut out);
+        }
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// The fitted reference and the monitors watching the stream after it.
+struct Live {
+    model: FittedModel,
+    threshold: f64,
+    monitor: StreamMonitor,
+    concept: ConceptMonitor,
+    /// Drifts reported by each detector: the labelled index of the latest one.
+    votes: [Option<u64>; 3],
+    in_drift: bool,
+}
+
+fn fit(rows: &LabelledRows, training: &TrainingConfig, args: &Args) -> Result<(Live, f64)> {
+    let split = Split::new(
+        &rows.labels,
+        SplitKind::Time,
+        training.holdout_fraction,
+        training.seed,
+    )?;
+    let train = rows.dataset(&split.train)?;
+    let holdout = rows.dataset(&split.holdout)?;
+    let model = training.estimator.fit(&train)?;
+    let train_scores = model.predict_dataset(&train)?;
+    let holdout_auc = roc_auc(&model.predict_dataset(&holdout)?, holdout.labels()).unwrap_or(f64::NAN);
+    let profile = ReferenceProfile::fit_row_major(
+        &rows.columns,
+        &rows.kinds,
+        train.features(),
+        Some(train.labels()),
+        Some(&train_scores),
+        &ProfileParams::default(),
+    )?;
+    let mut config = MonitorConfig::default();
+    if let Some(window) = args.window {
+        config.window = window;
+    }
+    let monitor = StreamMonitor::new(&profile, &config)?;
+    let live = Live {
+        model,
+        threshold: training.decision_threshold,
+        monitor,
+        concept: ConceptMonitor::default(),
+        votes: [None; 3],
+        in_drift: false,
+    };
+    Ok((live, holdout_auc))
+}
+
+impl Live {
+    fn observe(
+        &mut self,
+        values: &[f64],
+        label: Option<bool>,
+        at: u64,
+        args: &Args,
+        out: &mut Outcome,
+    ) -> Result<()> {
+        let score = self.model.predict_proba_row(values);
+        self.monitor.observe(values, score)?;
+        out.scored += 1;
+        let Some(label) = label else { return Ok(()) };
+        let error = (score >= self.threshold) != label;
+        let labelled = out.labelled;
+        out.labelled += 1;
+        out.errors += u64::from(error);
+        for news in self.concept.update(error) {
+            if news.state != DetectorState::Drift {
+                continue;
+            }
+            let slot = DetectorKind::ALL
+                .iter()
+                .position(|d| *d == news.detector)
+                .expect("a known detector");
+            self.votes[slot] = Some(labelled);
+            let agreeing: Vec<&str> = DetectorKind::ALL
+                .iter()
+                .zip(&self.votes)
+                .filter(|(_, v)| v.is_some_and(|v| labelled - v <= args.vote_window))
+                .map(|(d, _)| d.name())
+                .collect();
+            if agreeing.len() >= 2 {
+                out.concept_alarms.push(Alarm {
+                    at,
+                    what: format!("{} (error rate so far {:.4})", agreeing.join(" and "), {
+                        let s = self.concept.snapshot();
+                        s.recent_error_rate
+                    }),
+                });
+                // The retrainer consumes the votes when it fires.
+                self.votes = [None; 3];
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, at: u64, trace: bool, out: &mut Outcome) {
+        let snapshot = self.monitor.evaluate();
+        if snapshot.status == MonitorStatus::WarmingUp {
+            return;
+        }
+        out.evaluations += 1;
+        for column in &snapshot.columns {
+            let q = &column.quality;
+            out.max_missing_rate = out.max_missing_rate.max(q.missing_rate);
+            out.max_out_of_range = out.max_out_of_range.max(q.out_of_range_rate.unwrap_or(0.0));
+            out.max_unknown = out.max_unknown.max(q.unknown_category_rate.unwrap_or(0.0));
+        }
+        let drift = snapshot.status == MonitorStatus::Drift;
+        out.drift_evaluations += u64::from(drift);
+        if trace || (drift && !self.in_drift) {
+            let mut drifted: Vec<String> = snapshot
+                .columns
+                .iter()
+                .chain(snapshot.score.as_ref())
+                .filter_map(|c| {
+                    c.drift
+                        .filter(|d| d.drifted)
+                        .map(|d| format!("{} {:.3}", c.name, d.score.unwrap_or(f64::NAN)))
+                })
+                .collect();
+            if !trace {
+                drifted.truncate(6);
+            }
+            let share = snapshot.dataset.map_or(0.0, |d| d.share);
+            if trace {
+                println!(
+                    "{at}: {:?} share {share:.2}: {}",
+                    snapshot.status,
+                    drifted.join(", ")
+                );
+            }
+        }
+        if drift && !self.in_drift {
+            let share = snapshot.dataset.map_or(0.0, |d| d.share);
+            let drifted = format!(
+                "{} drifted columns",
+                snapshot.dataset.map_or(0, |d| d.drifted_columns)
+            );
+            out.data_alarms.push(Alarm {
+                at,
+                what: format!("drift share {share:.2}: {drifted}"),
+            });
+        }
+        self.in_drift = drift;
+    }
+}
