@@ -633,7 +633,7 @@ pub struct RetrainSettings {
     /// (1 to 3): one alone raises more false alarms on low error rates (DDM especially).
     pub concept_votes: u32,
     /// A detector's drift counts only when the champion's recent error rate exceeds its
-    /// holdout error rate by at least this fraction (0.5: half as many errors again).
+    /// holdout error rate by at least this fraction (1.0: twice as many errors).
     /// Detectors also fire when errors fall, or swing with the time of day; neither calls
     /// for a new model.
     pub concept_min_error_increase: f64,
@@ -663,7 +663,7 @@ impl Default for RetrainSettings {
             data_drift_windows: 3,
             on_concept_drift: true,
             concept_votes: 2,
-            concept_min_error_increase: 0.5,
+            concept_min_error_increase: 1.0,
             schedule_seconds: 0.0,
             cooldown_seconds: 300.0,
             lookback_seconds: 0.0,
@@ -682,7 +682,10 @@ impl RetrainSettings {
             ("retrain.cooldown_seconds", self.cooldown_seconds),
             ("retrain.lookback_seconds", self.lookback_seconds),
             ("retrain.max_wait_seconds", self.max_wait_seconds),
-            ("retrain.concept_min_error_increase", self.concept_min_error_increase),
+            (
+                "retrain.concept_min_error_increase",
+                self.concept_min_error_increase,
+            ),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(ConfigError::Invalid(format!(

@@ -148,7 +148,11 @@ fn demo_settings(config: &mut Config) {
     s.serve.rollout.min_labels = 200;
     s.retrain.min_labels = 3_000;
     s.retrain.max_events = 20_000;
-    s.retrain.cooldown_seconds = 60.0;
+    s.retrain.cooldown_seconds = 20.0;
+    // Compressed time turns a day into ~45 s of traffic, and the data-drift window of a few
+    // seconds into a slice of the day: it would see the daily cycle as drift (see
+    // docs/drift.md). The demo's scenario is concept drift, caught on labelled errors.
+    s.retrain.data_drift_windows = 0;
 }
 
 /// Where the stream's events fall: history, then live traffic from the onset countdown on.
@@ -438,6 +442,23 @@ fn narrate_loop(
             )
         })
     };
+    let mut detected = |trigger: &driftline_serve::retrain::Trigger| {
+        if milestones.onset.is_none() {
+            // Before the scheduled drift: a false alarm, which the gates then judge.
+            if last_state.is_empty() {
+                say(
+                    clock,
+                    &format!("before the drift began, a false alarm: {}", trigger.describe()),
+                );
+            }
+        } else if milestones.detected.is_none() {
+            milestones.detected = Some((now, trigger.describe()));
+            say(
+                clock,
+                &format!("detected: {}{}", trigger.describe(), since_onset(now)),
+            );
+        }
+    };
     let described = match &status.state {
         RetrainState::Idle => String::new(),
         RetrainState::WaitingForLabels {
@@ -445,23 +466,11 @@ fn narrate_loop(
             labelled,
             needed,
         } => {
-            if milestones.detected.is_none() {
-                milestones.detected = Some((now, trigger.describe()));
-                say(
-                    clock,
-                    &format!("detected: {}{}", trigger.describe(), since_onset(now)),
-                );
-            }
+            detected(trigger);
             format!("retraining waits for labels on the new data ({labelled} of {needed})")
         }
         RetrainState::Training { trigger } => {
-            if milestones.detected.is_none() {
-                milestones.detected = Some((now, trigger.describe()));
-                say(
-                    clock,
-                    &format!("detected: {}{}", trigger.describe(), since_onset(now)),
-                );
-            }
+            detected(trigger);
             "retraining on the labelled events since the detection".into()
         }
         RetrainState::RollingOut { version, .. } => {
