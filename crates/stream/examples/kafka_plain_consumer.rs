@@ -34,13 +34,19 @@ fn main() {
         match consumer.poll(std::time::Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 messages += 1;
-                bytes += m.payload().map_or(0, |p| p.iter().map(|&b| u64::from(b)).sum::<u64>() & 1);
+                bytes += m
+                    .payload()
+                    .map_or(0, |p| p.iter().map(|&b| u64::from(b)).sum::<u64>() & 1);
                 at_end.remove(&m.partition());
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);
                 let assigned = consumer.assignment().expect("assignment");
-                if assigned.elements().iter().all(|e| at_end.contains(&e.partition())) {
+                if assigned
+                    .elements()
+                    .iter()
+                    .all(|e| at_end.contains(&e.partition()))
+                {
                     break;
                 }
             }

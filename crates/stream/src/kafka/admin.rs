@@ -23,7 +23,10 @@ pub fn probe(settings: &KafkaSettings, timeout: Duration) -> Result<(), KafkaErr
         .inner()
         .fetch_metadata(None, timeout)
         .map(|_| ())
-        .map_err(KafkaError::client(format!("reaching Kafka brokers {}", settings.brokers)))
+        .map_err(KafkaError::client(format!(
+            "reaching Kafka brokers {}",
+            settings.brokers
+        )))
 }
 
 /// Creates topic `name` with `partitions` partitions (replication factor 1).

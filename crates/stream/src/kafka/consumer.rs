@@ -94,7 +94,7 @@ impl FeedContext {
             shared.assigned.insert(partition);
         }
         shared.changed = true;
-        tracing::info!(topic = %self.topic, ?partitions, "partitions assigned");
+        tracing::info!(topic = %self.topic, ?partitions, positions = ?shared.positions, "partitions assigned");
     }
 
     fn revoke(&self, tpl: &TopicPartitionList) {
@@ -125,7 +125,10 @@ pub(crate) fn subscribe(
     check_topic(consumer.client(), settings)?;
     consumer
         .subscribe(&[&settings.topic])
-        .map_err(KafkaError::client(format!("subscribing to topic '{}'", settings.topic)))?;
+        .map_err(KafkaError::client(format!(
+            "subscribing to topic '{}'",
+            settings.topic
+        )))?;
     Ok(consumer)
 }
 

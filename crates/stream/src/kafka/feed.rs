@@ -52,6 +52,8 @@ pub struct FeedStats {
 /// One polled batch: payloads in an arena, with their runs and hashes for the intent.
 #[derive(Default)]
 struct Batch {
+    /// Every partition's next offset before the batch.
+    before: BTreeMap<i32, i64>,
     arena: Vec<u8>,
     ends: Vec<usize>,
     runs: Vec<Run>,
@@ -68,7 +70,9 @@ impl Batch {
 
     fn payloads(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(self.ends.iter().copied()).map(|(s, e)| &self.arena[s..e])
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(s, e)| &self.arena[s..e])
     }
 
     fn len(&self) -> usize {
@@ -83,21 +87,78 @@ impl Batch {
     }
 }
 
+/// What the feed knows of the partitions while it polls; apart from the consumer, so a
+/// polled message (which borrows the consumer) can be taken in place.
+struct Intake {
+    topic: String,
+    /// Next offset per partition, counting the batch being polled.
+    positions: BTreeMap<i32, i64>,
+    assigned: BTreeSet<i32>,
+    at_end: BTreeSet<i32>,
+    /// Partitions that delivered a message since the last rebalance.
+    resumed: BTreeSet<i32>,
+    batch: Batch,
+    skipped: u64,
+}
+
+impl Intake {
+    /// Adds a message to the batch unless the log (or the batch) already holds it:
+    /// brokers redeliver after a rebalance, and some repeat a batch within one fetch.
+    fn take(&mut self, partition: i32, offset: i64, payload: Option<&[u8]>) {
+        self.at_end.remove(&partition);
+        let expected = self.positions.get(&partition).copied();
+        if expected.is_some_and(|next| offset < next) {
+            self.skipped += 1;
+            return;
+        }
+        if let Some(next) = expected
+            && offset > next
+            && !self.resumed.contains(&partition)
+        {
+            // Normal after compaction or retention; on a broker that answers a fetch
+            // with the record batch after the one holding the requested offset
+            // (tansu 0.6), lost data. Either way, say so.
+            tracing::warn!(
+                topic = %self.topic,
+                partition,
+                expected = next,
+                delivered = offset,
+                "the broker skipped offsets on resuming this partition"
+            );
+        }
+        self.resumed.insert(partition);
+        self.positions.insert(partition, offset + 1);
+        self.batch.push(partition, offset, payload.unwrap_or_default());
+    }
+
+    /// Takes in a rebalance the callback recorded. End-of-partition marks are dropped: a
+    /// (re)assigned partition reports its end again once reached.
+    fn refresh_assignment(&mut self, shared: &Mutex<Shared>) {
+        let mut shared = shared.lock().expect("feed state lock");
+        if shared.changed {
+            shared.changed = false;
+            self.assigned.clone_from(&shared.assigned);
+            self.at_end.clear();
+            self.resumed.clear();
+        }
+    }
+
+    fn caught_up(&self) -> bool {
+        !self.assigned.is_empty() && self.assigned.iter().all(|p| self.at_end.contains(p))
+    }
+}
+
 /// Kafka topic -> embedded event log. See the module header.
 pub struct KafkaFeed {
-    topic: String,
     consumer: FeedConsumer,
     shared: Arc<Mutex<Shared>>,
     writer: LogWriter,
     progress_path: PathBuf,
     sync: bool,
     max_batch: usize,
-    positions: BTreeMap<i32, i64>,
-    assigned: BTreeSet<i32>,
-    at_end: BTreeSet<i32>,
+    intake: Intake,
     /// (log end after a batch, positions then), oldest first, not yet committed.
     uncommitted: VecDeque<(u64, BTreeMap<i32, i64>)>,
-    batch: Batch,
     stats: FeedStats,
 }
 
@@ -120,90 +181,92 @@ impl KafkaFeed {
         let consumer = subscribe(settings, shared.clone())?;
         let uncommitted = VecDeque::from([(writer.next_offset(), positions.clone())]);
         Ok(Self {
-            topic: settings.topic.clone(),
             consumer,
             shared,
             writer,
             progress_path,
             sync: log_config.fsync == FsyncPolicy::EveryFlush,
             max_batch: max_batch.max(1),
-            positions,
-            assigned: BTreeSet::new(),
-            at_end: BTreeSet::new(),
+            intake: Intake {
+                topic: settings.topic.clone(),
+                positions,
+                assigned: BTreeSet::new(),
+                at_end: BTreeSet::new(),
+                resumed: BTreeSet::new(),
+                batch: Batch::default(),
+                skipped: 0,
+            },
             uncommitted,
-            batch: Batch::default(),
             stats: FeedStats::default(),
         })
     }
 
     pub fn stats(&self) -> FeedStats {
-        self.stats
+        FeedStats {
+            skipped: self.intake.skipped,
+            ..self.stats
+        }
     }
 
     /// The partitions assigned to this worker now.
     pub fn assigned(&self) -> Vec<i32> {
-        self.assigned.iter().copied().collect()
+        self.intake.assigned.iter().copied().collect()
     }
 
     /// Polls up to one batch (waiting at most `wait` for the first message) and appends
     /// it to the log durably.
     pub fn pump(&mut self, wait: Duration) -> Result<Pumped, KafkaError> {
-        self.batch.clear();
+        let intake = &mut self.intake;
+        intake.batch.clear();
+        intake.batch.before.clone_from(&intake.positions);
         let mut timeout = wait;
-        while self.batch.len() < self.max_batch {
+        while intake.batch.len() < self.max_batch {
             let polled = self.consumer.poll(timeout);
             timeout = Duration::ZERO;
-            refresh_assignment(&self.shared, &mut self.assigned, &mut self.at_end);
+            intake.refresh_assignment(&self.shared);
             match polled {
                 None => break,
                 Some(Ok(message)) => {
-                    let (partition, offset) = (message.partition(), message.offset());
-                    self.at_end.remove(&partition);
-                    if message.topic() != self.topic {
-                        continue;
+                    if message.topic() == intake.topic {
+                        intake.take(message.partition(), message.offset(), message.payload());
                     }
-                    if offset < self.positions.get(&partition).copied().unwrap_or(i64::MIN) {
-                        self.stats.skipped += 1;
-                        continue;
-                    }
-                    self.batch
-                        .push(partition, offset, message.payload().unwrap_or_default());
                 }
                 Some(Err(RdKafkaError::PartitionEOF(partition))) => {
-                    self.at_end.insert(partition);
+                    intake.at_end.insert(partition);
                 }
                 Some(Err(error)) => poll_error(error)?,
             }
         }
         let appended = self.append_batch()?;
-        let caught_up = appended == 0
-            && !self.assigned.is_empty()
-            && self.assigned.iter().all(|p| self.at_end.contains(p));
+        let caught_up = appended == 0 && self.intake.caught_up();
         Ok(Pumped { appended, caught_up })
     }
 
     fn append_batch(&mut self) -> Result<usize, KafkaError> {
-        let n = self.batch.len();
+        let batch = &mut self.intake.batch;
+        let n = batch.len();
         if n == 0 {
             return Ok(0);
         }
         let intent = Intent {
-            topic: self.topic.clone(),
+            topic: self.intake.topic.clone(),
             log_start: self.writer.next_offset(),
-            positions: self.positions.clone(),
-            runs: std::mem::take(&mut self.batch.runs),
-            hashes: std::mem::take(&mut self.batch.hashes),
+            positions: std::mem::take(&mut batch.before),
+            runs: std::mem::take(&mut batch.runs),
+            hashes: std::mem::take(&mut batch.hashes),
         };
         intent.save(&self.progress_path, self.sync)?;
+        tracing::debug!(log_start = intent.log_start, runs = ?intent.runs, "appending a Kafka batch");
         let now = chrono::Utc::now().timestamp_micros();
-        for payload in self.batch.payloads() {
+        for payload in batch.payloads() {
             self.writer.append(payload, now)?;
         }
         self.writer.flush()?;
-        self.positions = intent.positions_after(n);
-        self.shared.lock().expect("feed state lock").positions = self.positions.clone();
+        let positions = &self.intake.positions;
+        debug_assert_eq!(&intent.positions_after(n), positions);
+        self.shared.lock().expect("feed state lock").positions = positions.clone();
         self.uncommitted
-            .push_back((self.writer.next_offset(), self.positions.clone()));
+            .push_back((self.writer.next_offset(), positions.clone()));
         self.stats.appended += n as u64;
         Ok(n)
     }
@@ -214,7 +277,11 @@ impl KafkaFeed {
     /// holds the messages, and the next checkpoint commits again.
     pub fn commit(&mut self, next_offset: u64) -> Result<(), KafkaError> {
         let mut due = None;
-        while self.uncommitted.front().is_some_and(|(end, _)| *end <= next_offset) {
+        while self
+            .uncommitted
+            .front()
+            .is_some_and(|(end, _)| *end <= next_offset)
+        {
             due = self.uncommitted.pop_front();
         }
         let Some((end, positions)) = due else {
@@ -223,9 +290,10 @@ impl KafkaFeed {
         // Keep the entry: a later commit at the same offset (say after a rebalance)
         // still finds it.
         self.uncommitted.push_front((end, positions.clone()));
+        let topic = &self.intake.topic;
         let mut tpl = TopicPartitionList::new();
-        for (&partition, &offset) in positions.iter().filter(|(p, _)| self.assigned.contains(p)) {
-            tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset))
+        for (&partition, &offset) in positions.iter().filter(|(p, _)| self.intake.assigned.contains(p)) {
+            tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
                 .map_err(KafkaError::client("building the offsets to commit"))?;
         }
         if tpl.count() == 0 {
@@ -235,21 +303,10 @@ impl KafkaFeed {
             Ok(()) => self.stats.commits += 1,
             Err(error) => {
                 self.stats.failed_commits += 1;
-                tracing::warn!(%error, topic = %self.topic, "Kafka refused the offset commit; retrying at the next checkpoint");
+                tracing::warn!(%error, %topic, "Kafka refused the offset commit; retrying at the next checkpoint");
             }
         }
         Ok(())
-    }
-}
-
-/// Takes in a rebalance the callback recorded. End-of-partition marks are dropped: a
-/// (re)assigned partition reports its end again once reached.
-fn refresh_assignment(shared: &Mutex<Shared>, assigned: &mut BTreeSet<i32>, at_end: &mut BTreeSet<i32>) {
-    let mut shared = shared.lock().expect("feed state lock");
-    if shared.changed {
-        shared.changed = false;
-        assigned.clone_from(&shared.assigned);
-        at_end.clear();
     }
 }
 

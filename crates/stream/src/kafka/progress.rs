@@ -164,7 +164,13 @@ mod tests {
     #[test]
     fn runs_group_consecutive_offsets_of_one_partition() {
         let i = intent(
-            &[(0, 10, "a"), (0, 11, "b"), (1, 5, "c"), (0, 12, "d"), (0, 14, "e")],
+            &[
+                (0, 10, "a"),
+                (0, 11, "b"),
+                (1, 5, "c"),
+                (0, 12, "d"),
+                (0, 14, "e"),
+            ],
             0,
         );
         let counts: Vec<(i32, i64, u32)> = i.runs.iter().map(|r| (r.partition, r.first, r.count)).collect();
@@ -192,7 +198,10 @@ mod tests {
         writer.flush().unwrap();
         let appended = i.appended(dir.path(), writer.next_offset()).unwrap();
         assert_eq!(appended, 2);
-        assert_eq!(i.positions_after(appended), BTreeMap::from([(0, 11), (1, 6), (2, 7)]));
+        assert_eq!(
+            i.positions_after(appended),
+            BTreeMap::from([(0, 11), (1, 6), (2, 7)])
+        );
         assert_eq!(i.appended(dir.path(), 1).unwrap(), 0, "nothing past the start");
 
         let path = dir.path().join("progress.json");

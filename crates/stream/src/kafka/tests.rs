@@ -53,7 +53,8 @@ fn produce(settings: &KafkaSettings, count: usize) -> Vec<Vec<u8>> {
         .map(|i| format!("{{\"user_id\":\"user-{:03}\",\"n\":{i}}}", i % 37).into_bytes())
         .collect();
     for (i, payload) in payloads.iter().enumerate() {
-        sink.send(format!("user-{:03}", i % 37).as_bytes(), payload).unwrap();
+        sink.send(format!("user-{:03}", i % 37).as_bytes(), payload)
+            .unwrap();
     }
     assert_eq!(sink.finish().unwrap().delivered, count as u64);
     payloads
@@ -69,7 +70,10 @@ fn drain(feed: &mut KafkaFeed) -> usize {
         if pumped.caught_up {
             return appended;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "not caught up after 60 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not caught up after 60 s"
+        );
     }
 }
 
