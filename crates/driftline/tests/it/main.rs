@@ -1,6 +1,8 @@
 //! End-to-end tests of the `driftline` binary, run as a user would run it.
 
 mod drift;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod learnability;
 mod models;
 mod serve;
