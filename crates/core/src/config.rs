@@ -856,7 +856,10 @@ mod tests {
         Config::check(s).unwrap();
         let s = Settings::from_toml("[kafka.properties]\n\"enable.auto.commit\" = true\n").unwrap();
         let err = Config::check(s).unwrap_err().to_string();
-        assert!(err.contains("enable.auto.commit") && err.contains("managed"), "{err}");
+        assert!(
+            err.contains("enable.auto.commit") && err.contains("managed"),
+            "{err}"
+        );
     }
 
     #[test]
