@@ -37,7 +37,18 @@ pub(crate) struct FeedContext {
     shared: Arc<Mutex<Shared>>,
 }
 
-impl ClientContext for FeedContext {}
+impl ClientContext for FeedContext {
+    /// librdkafka reports some end-of-partition events (around rebalances) on the main
+    /// queue as "global errors"; they are not errors, and the feed does not rely on them
+    /// (see `KafkaFeed::pump`). Everything else is a warning: librdkafka retries it.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::debug!(%reason, "end of a partition, reported globally");
+        } else {
+            tracing::warn!(%error, %reason, "Kafka client");
+        }
+    }
+}
 
 impl ConsumerContext for FeedContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use driftline_core::config::KafkaSettings;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -22,7 +22,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaError;
-use super::consumer::{FeedConsumer, Shared, subscribe};
+use super::consumer::{FeedConsumer, METADATA_TIMEOUT, Shared, subscribe};
 use super::progress::{Intent, Run, payload_hash, push_message};
 use crate::log::{FsyncPolicy, LogConfig, LogWriter};
 
@@ -159,8 +159,13 @@ pub struct KafkaFeed {
     intake: Intake,
     /// (log end after a batch, positions then), oldest first, not yet committed.
     uncommitted: VecDeque<(u64, BTreeMap<i32, i64>)>,
+    /// When a message last arrived (or the watermarks were last checked).
+    last_message: Instant,
     stats: FeedStats,
 }
+
+/// How long without messages before the feed asks the broker where the ends are.
+const WATERMARK_CHECK_AFTER: Duration = Duration::from_secs(2);
 
 impl KafkaFeed {
     /// Opens the log for appending, recovers the positions recorded in `progress_path`
@@ -197,6 +202,7 @@ impl KafkaFeed {
                 skipped: 0,
             },
             uncommitted,
+            last_message: Instant::now(),
             stats: FeedStats::default(),
         })
     }
@@ -238,8 +244,37 @@ impl KafkaFeed {
             }
         }
         let appended = self.append_batch()?;
+        if appended > 0 {
+            self.last_message = Instant::now();
+        } else if !self.intake.caught_up() && self.last_message.elapsed() >= WATERMARK_CHECK_AFTER {
+            self.check_watermarks();
+        }
         let caught_up = appended == 0 && self.intake.caught_up();
         Ok(Pumped { appended, caught_up })
+    }
+
+    /// Marks as at their end the assigned partitions whose recorded position has reached
+    /// the broker's high watermark. End-of-partition events are the fast path; this is
+    /// the fallback for an event librdkafka delivered elsewhere (or not at all), so a
+    /// non-following ingest cannot wait for ever.
+    fn check_watermarks(&mut self) {
+        self.last_message = Instant::now();
+        let intake = &mut self.intake;
+        let waiting: Vec<i32> = intake.assigned.difference(&intake.at_end).copied().collect();
+        for partition in waiting {
+            match self
+                .consumer
+                .fetch_watermarks(&intake.topic, partition, METADATA_TIMEOUT)
+            {
+                Ok((low, high)) => {
+                    let position = intake.positions.get(&partition).copied().unwrap_or(low);
+                    if position >= high {
+                        intake.at_end.insert(partition);
+                    }
+                }
+                Err(error) => tracing::warn!(partition, %error, "fetching a partition's watermarks"),
+            }
+        }
     }
 
     fn append_batch(&mut self) -> Result<usize, KafkaError> {
