@@ -146,6 +146,10 @@ fn ingest_kafka(
                 kafka.group, kafka.topic, kafka.brokers
             )
         })?;
+    if !follow {
+        // A run meant to end must get partitions; a following one may stand by.
+        feed.set_assignment_timeout(Some(std::time::Duration::from_secs(120)));
+    }
     let before = ingestor.stats();
     let mut reader = LogReader::open(&paths.log()).context("opening the event log")?;
     let bar = show_progress.then(|| progress_bar(None, "ingesting from kafka"));

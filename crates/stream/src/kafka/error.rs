@@ -21,6 +21,10 @@ pub enum KafkaError {
         failed: u64,
         first: String,
     },
+    #[error(
+        "no partition of topic '{topic}' was assigned to this worker within {seconds} s (do other members of the group hold them all?)"
+    )]
+    NotAssigned { topic: String, seconds: u64 },
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("{action} {path}: {source}")]

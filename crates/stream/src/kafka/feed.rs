@@ -94,6 +94,7 @@ struct Intake {
     /// Next offset per partition, counting the batch being polled.
     positions: BTreeMap<i32, i64>,
     assigned: BTreeSet<i32>,
+    ever_assigned: bool,
     at_end: BTreeSet<i32>,
     /// Partitions that delivered a message since the last rebalance.
     resumed: BTreeSet<i32>,
@@ -161,6 +162,9 @@ pub struct KafkaFeed {
     uncommitted: VecDeque<(u64, BTreeMap<i32, i64>)>,
     /// When a message last arrived (or the watermarks were last checked).
     last_message: Instant,
+    opened: Instant,
+    /// Give up when no partition was assigned this long after opening.
+    assignment_timeout: Option<Duration>,
     stats: FeedStats,
 }
 
@@ -196,6 +200,7 @@ impl KafkaFeed {
                 topic: settings.topic.clone(),
                 positions,
                 assigned: BTreeSet::new(),
+                ever_assigned: false,
                 at_end: BTreeSet::new(),
                 resumed: BTreeSet::new(),
                 batch: Batch::default(),
@@ -203,6 +208,8 @@ impl KafkaFeed {
             },
             uncommitted,
             last_message: Instant::now(),
+            opened: Instant::now(),
+            assignment_timeout: None,
             stats: FeedStats::default(),
         })
     }
@@ -212,6 +219,13 @@ impl KafkaFeed {
             skipped: self.intake.skipped,
             ..self.stats
         }
+    }
+
+    /// Makes [`KafkaFeed::pump`] fail when the group has assigned no partition this long
+    /// after opening (all of them held by other members, say): for a run that is meant to
+    /// end, rather than a standby worker.
+    pub fn set_assignment_timeout(&mut self, timeout: Option<Duration>) {
+        self.assignment_timeout = timeout;
     }
 
     /// The partitions assigned to this worker now.
@@ -244,6 +258,7 @@ impl KafkaFeed {
             }
         }
         let appended = self.append_batch()?;
+        self.check_assigned()?;
         if appended > 0 {
             self.last_message = Instant::now();
         } else if !self.intake.caught_up() && self.last_message.elapsed() >= WATERMARK_CHECK_AFTER {
@@ -251,6 +266,21 @@ impl KafkaFeed {
         }
         let caught_up = appended == 0 && self.intake.caught_up();
         Ok(Pumped { appended, caught_up })
+    }
+
+    fn check_assigned(&mut self) -> Result<(), KafkaError> {
+        if !self.intake.assigned.is_empty() {
+            self.intake.ever_assigned = true;
+        }
+        match self.assignment_timeout {
+            Some(timeout) if !self.intake.ever_assigned && self.opened.elapsed() > timeout => {
+                Err(KafkaError::NotAssigned {
+                    topic: self.intake.topic.clone(),
+                    seconds: timeout.as_secs(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Marks as at their end the assigned partitions whose recorded position has reached
