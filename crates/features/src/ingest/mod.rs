@@ -50,7 +50,7 @@ pub enum IngestError {
     #[error("checkpoint {path} is unreadable: {reason}")]
     Checkpoint { path: String, reason: String },
     /// A feed's source failed (Kafka, say).
-    #[error("{0}")]
+    #[error(transparent)]
     Feed(Box<dyn std::error::Error + Send + Sync>),
 }
 

@@ -5,7 +5,8 @@ use crate::log::LogError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
-    #[error("{action}: {source}")]
+    /// The librdkafka error is the source (shown as the cause), not repeated here.
+    #[error("{action}")]
     Client {
         action: String,
         source: rdkafka::error::KafkaError,
