@@ -205,17 +205,48 @@ impl Default for ServeSettings {
     }
 }
 
-/// `[kafka]`: the scale-out event stream (any Kafka API broker).
+/// `[kafka]`: the scale-out event stream (any Kafka API broker: Kafka, Redpanda, MSK).
+/// `driftline gen --to kafka` produces to it (message key = entity id, value = the event
+/// JSON, the bytes a JSON-lines file holds); `driftline ingest --from kafka` consumes it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaSettings {
-    /// Bootstrap servers. Env `REDPANDA_BROKERS` or `KAFKA_BROKERS`.
+    /// Bootstrap servers, comma separated. Env `REDPANDA_BROKERS` or `KAFKA_BROKERS`.
     pub brokers: String,
     /// Topic of raw events. Env `EVENT_TOPIC`.
     pub topic: String,
-    /// Consumer group of ingest workers.
+    /// Consumer group of ingest workers: the topic's partitions are shared among the
+    /// group's members, and its committed offsets show the group's progress.
     pub group: String,
+    /// librdkafka properties passed through unchanged to the producer and the consumer,
+    /// for TLS, SASL and tuning, e.g. `"security.protocol" = "SASL_SSL"`. Keys with dots
+    /// must be quoted in TOML; numbers and booleans are accepted and passed as text.
+    /// The keys driftline manages are refused: `bootstrap.servers` and
+    /// `metadata.broker.list` (use `brokers`), `group.id` (use `group`), and
+    /// `enable.auto.commit`, `enable.auto.offset.store` and `enable.partition.eof`
+    /// (ingest commits offsets itself, after each checkpoint).
+    #[serde(deserialize_with = "property_values")]
+    pub properties: std::collections::BTreeMap<String, String>,
 }
+
+/// `[kafka.properties]` keys that driftline sets itself, with what to use instead.
+pub const KAFKA_MANAGED_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "set kafka.brokers"),
+    ("metadata.broker.list", "set kafka.brokers"),
+    ("group.id", "set kafka.group"),
+    (
+        "enable.auto.commit",
+        "ingest commits offsets itself, after each checkpoint",
+    ),
+    (
+        "enable.auto.offset.store",
+        "ingest commits offsets itself, after each checkpoint",
+    ),
+    (
+        "enable.partition.eof",
+        "ingest uses end-of-partition events to know when it has caught up",
+    ),
+];
 
 impl Default for KafkaSettings {
     fn default() -> Self {
@@ -223,8 +254,56 @@ impl Default for KafkaSettings {
             brokers: "localhost:9092".into(),
             topic: "transactions".into(),
             group: "driftline-ingest".into(),
+            properties: Default::default(),
         }
     }
+}
+
+impl KafkaSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        for (key, instead) in KAFKA_MANAGED_PROPERTIES {
+            if self.properties.contains_key(*key) {
+                return Err(ConfigError::Invalid(format!(
+                    "kafka.properties.\"{key}\" is managed by driftline: {instead}"
+                )));
+            }
+        }
+        if self.topic.is_empty() || self.group.is_empty() || self.brokers.is_empty() {
+            return Err(ConfigError::Invalid(
+                "kafka.brokers, kafka.topic and kafka.group must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a table of librdkafka properties whose values may be strings, numbers or
+/// booleans (librdkafka takes every value as text).
+fn property_values<'de, D>(deserializer: D) -> Result<std::collections::BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let table = std::collections::BTreeMap::<String, Value>::deserialize(deserializer)?;
+    Ok(table
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                Value::Text(s) => s,
+                Value::Integer(i) => i.to_string(),
+                Value::Float(f) => f.to_string(),
+                Value::Bool(b) => b.to_string(),
+            };
+            (key, text)
+        })
+        .collect())
 }
 
 /// `[redis]`: the scale-out online store.
@@ -907,6 +986,7 @@ impl Config {
         settings.retrain.check()?;
         settings.registry.check()?;
         settings.object_store.check()?;
+        settings.kafka.check()?;
         settings
             .serve
             .rollout
@@ -1097,6 +1177,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("environment variable REDIS_PORT"), "{err}");
+    }
+
+    #[test]
+    fn kafka_properties_pass_through_as_text_and_managed_keys_are_refused() {
+        let s = Settings::from_toml(
+            "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\"session.timeout.ms\" = 6000\n\"enable.ssl.certificate.verification\" = false\n",
+        )
+        .unwrap();
+        assert_eq!(s.kafka.properties["security.protocol"], "SASL_SSL");
+        assert_eq!(s.kafka.properties["session.timeout.ms"], "6000");
+        assert_eq!(s.kafka.properties["enable.ssl.certificate.verification"], "false");
+        Config::check(s).unwrap();
+        let s = Settings::from_toml("[kafka.properties]\n\"enable.auto.commit\" = true\n").unwrap();
+        let err = Config::check(s).unwrap_err().to_string();
+        assert!(
+            err.contains("enable.auto.commit") && err.contains("managed"),
+            "{err}"
+        );
     }
 
     #[test]

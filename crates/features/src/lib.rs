@@ -7,6 +7,8 @@
 
 pub mod compute;
 pub mod ingest;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod offline;
 pub mod online;
 pub mod paths;

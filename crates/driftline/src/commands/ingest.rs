@@ -1,5 +1,7 @@
 //! `driftline ingest`: append a file or standard input to the event log (if given), then
-//! consume the log into feature state, offline history and dead letters.
+//! consume the log into feature state, offline history and dead letters. With
+//! `--from kafka`, a consumer-group member feeds the topic into the log as it goes and
+//! commits the group's offsets after each checkpoint (see `driftline_features::kafka`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,11 +22,14 @@ use crate::settings::UsageError;
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {
-    /// Where events come from: `log` (the embedded event log), a JSON-lines or CSV file
-    /// (appended to the log first, resumably), or `-` for standard input.
+    /// Where events come from: `log` (the embedded event log), `kafka` (the `[kafka]`
+    /// topic, as a member of its consumer group, through the log), a JSON-lines or CSV
+    /// file (appended to the log first, resumably), or `-` for standard input.
     #[arg(long, default_value = "log", value_name = "log|kafka|FILE|-")]
     pub from: String,
-    /// Keep consuming new log records as they arrive, checkpointing periodically.
+    /// Keep consuming new records as they arrive, checkpointing periodically. Without
+    /// it, ingest stops once it has consumed everything there was (with `kafka`: every
+    /// partition assigned to this worker has reached its end).
     #[arg(long)]
     pub follow: bool,
 }
@@ -47,12 +52,7 @@ pub fn ingest(
     let mut lines = Vec::new();
     match from {
         "log" => {}
-        "kafka" => {
-            return Err(UsageError(
-                "--from kafka needs the Kafka backend, which this build does not include yet; use --from log, a file or -".into(),
-            )
-            .into());
-        }
+        "kafka" => return ingest_kafka(config, paths, follow, show_progress),
         other => {
             let source = if other == "-" {
                 InputSource::Stdin
@@ -117,7 +117,98 @@ pub fn ingest(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    summarize(
+        &mut lines,
+        &ingestor,
+        before,
+        started.elapsed().as_secs_f64(),
+        paths,
+    );
+    Ok(lines.join("\n"))
+}
+
+/// Kafka -> event log -> ingest, in one loop; offsets committed after each checkpoint.
+#[cfg(feature = "kafka")]
+fn ingest_kafka(
+    config: Config,
+    paths: &DataPaths,
+    follow: bool,
+    show_progress: bool,
+) -> anyhow::Result<String> {
+    let kafka = config.settings.kafka.clone();
+    std::fs::create_dir_all(paths.log()).with_context(|| format!("creating {}", paths.log().display()))?;
+    let mut ingestor =
+        Ingestor::open(config.clone(), paths.clone()).context("opening the data directory for ingest")?;
+    let mut feed =
+        driftline_features::kafka::open_feed(&config, paths, log_config(&config)).with_context(|| {
+            format!(
+                "joining consumer group '{}' of topic '{}' on {}",
+                kafka.group, kafka.topic, kafka.brokers
+            )
+        })?;
+    if !follow {
+        // A run meant to end must get partitions; a following one may stand by.
+        feed.set_assignment_timeout(Some(std::time::Duration::from_secs(120)));
+    }
+    let before = ingestor.stats();
+    let mut reader = LogReader::open(&paths.log()).context("opening the event log")?;
+    let bar = show_progress.then(|| progress_bar(None, "ingesting from kafka"));
+    let start_offset = ingestor.next_offset();
+    let started = Instant::now();
+    ingestor
+        .run_fed(&mut reader, &mut feed, follow, &mut |i| {
+            if let Some(bar) = &bar {
+                bar.set_position(i.next_offset() - start_offset);
+            }
+        })
+        .with_context(|| format!("ingesting topic '{}' from {}", kafka.topic, kafka.brokers))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let stats = feed.stats();
+    let mut lines = vec![format!(
+        "appended {} messages from Kafka topic '{}' (group '{}', partitions {:?}) to the event log; {} redelivered ones were already there; offsets committed {} times{}",
+        thousands(stats.appended),
+        kafka.topic,
+        kafka.group,
+        feed.assigned(),
+        thousands(stats.skipped),
+        stats.commits,
+        if stats.failed_commits > 0 {
+            format!(
+                " ({} commits refused, retried at the next checkpoint)",
+                stats.failed_commits
+            )
+        } else {
+            String::new()
+        }
+    )];
+    summarize(
+        &mut lines,
+        &ingestor,
+        before,
+        started.elapsed().as_secs_f64(),
+        paths,
+    );
+    Ok(lines.join("\n"))
+}
+
+#[cfg(not(feature = "kafka"))]
+fn ingest_kafka(_: Config, _: &DataPaths, _: bool, _: bool) -> anyhow::Result<String> {
+    Err(UsageError(
+        "--from kafka needs the Kafka backend, which this build leaves out (cargo feature `kafka`); use --from log, a file or -".into(),
+    )
+    .into())
+}
+
+/// The human summary of a run: what was consumed, how fast, what was refused.
+fn summarize(
+    lines: &mut Vec<String>,
+    ingestor: &Ingestor,
+    before: IngestStats,
+    elapsed: f64,
+    paths: &DataPaths,
+) {
     let run = delta(ingestor.stats(), before);
     lines.push(format!(
         "ingested {} records in {:.2} s ({}/s): {} events, {} labels, {} dead-lettered ({} invalid, {} duplicate, {} late)",
@@ -142,7 +233,6 @@ pub fn ingest(
         thousands(ingestor.store().len() as u64),
         thousands(ingestor.next_offset())
     ));
-    Ok(lines.join("\n"))
 }
 
 fn delta(after: IngestStats, before: IngestStats) -> IngestStats {

@@ -3,6 +3,8 @@
 mod demo;
 mod deploy;
 mod drift;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod learnability;
 mod models;
 mod serve;

@@ -49,6 +49,9 @@ pub enum IngestError {
     Locked(String),
     #[error("checkpoint {path} is unreadable: {reason}")]
     Checkpoint { path: String, reason: String },
+    /// A feed's source failed (Kafka, say).
+    #[error(transparent)]
+    Feed(Box<dyn std::error::Error + Send + Sync>),
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> IngestError {
@@ -298,13 +301,27 @@ impl Ingestor {
         follow: bool,
         progress: &mut dyn FnMut(&Ingestor),
     ) -> Result<(), IngestError> {
+        self.run_fed(reader, &mut LogTail, follow, progress)
+    }
+
+    /// [`Ingestor::run`] with a [`Feed`] appending to the log as it goes: the loop asks
+    /// the feed for more whenever it has consumed what the log holds, and tells it after
+    /// every checkpoint. Without `follow` it ends when the feed is caught up and the log
+    /// is consumed.
+    pub fn run_fed(
+        &mut self,
+        reader: &mut LogReader,
+        feed: &mut dyn Feed,
+        follow: bool,
+        progress: &mut dyn FnMut(&Ingestor),
+    ) -> Result<(), IngestError> {
         reader.seek(self.next_offset)?;
         let mut batch = RecordBatch::new();
         let batch_size = self.config.settings.ingest.batch_size;
-        let interval =
-            Duration::from_micros(self.config.settings.ingest.checkpoint_interval.micros().max(0) as u64);
         let mut lag_measured = Instant::now() - Duration::from_secs(1);
+        let mut wait = Duration::ZERO;
         loop {
+            let caught_up = feed.fill(wait)?;
             let n = reader.read_into(batch_size, &mut batch)?;
             let lag_before = self.lag;
             if n > 0 {
@@ -320,19 +337,24 @@ impl Ingestor {
             if n > 0 || self.lag != lag_before {
                 progress(self);
             }
-            let due = self.uncommitted() >= self.config.settings.ingest.checkpoint_every as u64
-                || (follow && self.uncommitted() > 0 && self.last_checkpoint.elapsed() >= interval);
-            if due {
+            if self.checkpoint_due(follow) {
                 self.checkpoint()?;
+                feed.checkpointed(self.committed_offset)?;
             }
-            if n == 0 {
-                if !follow {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
+            if n == 0 && caught_up && !follow {
+                break;
             }
+            wait = if n == 0 { IDLE_WAIT } else { Duration::ZERO };
         }
-        self.checkpoint()
+        self.checkpoint()?;
+        feed.checkpointed(self.committed_offset)
+    }
+
+    fn checkpoint_due(&self, follow: bool) -> bool {
+        let interval =
+            Duration::from_micros(self.config.settings.ingest.checkpoint_interval.micros().max(0) as u64);
+        self.uncommitted() >= self.config.settings.ingest.checkpoint_every as u64
+            || (follow && self.uncommitted() > 0 && self.last_checkpoint.elapsed() >= interval)
     }
 
     fn uncommitted(&self) -> u64 {
@@ -473,6 +495,35 @@ impl Ingestor {
             "checkpoint committed"
         );
         Ok(())
+    }
+}
+
+/// How long the ingest loop lets a feed wait for new records when the log is consumed.
+const IDLE_WAIT: Duration = Duration::from_millis(10);
+
+/// A source that appends to the event log while ingest consumes it (Kafka, say).
+pub trait Feed {
+    /// Appends what the source has ready, waiting at most `wait` when it has nothing.
+    /// Returns whether it is caught up: the log holds everything the source had.
+    fn fill(&mut self, wait: Duration) -> Result<bool, IngestError>;
+
+    /// Called after each checkpoint: every log record before `next_offset` is durably
+    /// reflected in state, history and dead letters.
+    fn checkpointed(&mut self, next_offset: u64) -> Result<(), IngestError> {
+        let _ = next_offset;
+        Ok(())
+    }
+}
+
+/// The log alone: other processes append to it, so there is nothing to fill but time.
+pub struct LogTail;
+
+impl Feed for LogTail {
+    fn fill(&mut self, wait: Duration) -> Result<bool, IngestError> {
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        Ok(true)
     }
 }
 
