@@ -146,8 +146,10 @@ fn demo_settings(config: &mut Config) {
     s.serve.rollout.interval_seconds = 3.0;
     s.serve.rollout.min_requests = 200;
     s.serve.rollout.min_labels = 200;
-    s.retrain.min_labels = 3_000;
-    s.retrain.max_events = 20_000;
+    // Twenty seconds of labels are ~11 hours of event time: enough of a day that the new
+    // model's base rate is not one hour's (fraud follows the clock).
+    s.retrain.min_labels = 20_000;
+    s.retrain.max_events = 40_000;
     s.retrain.cooldown_seconds = 20.0;
     // Compressed time turns a day into ~45 s of traffic, and the data-drift window of a few
     // seconds into a slice of the day: it would see the daily cycle as drift (see
