@@ -16,23 +16,8 @@ fn prometheus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus")
 }
 
-/// promtool, from `DRIFTLINE_TEST_PROMTOOL` or the PATH; `None` (the test skips, saying
-/// why) on a developer's machine without it, a failure under .ci/run.
 fn promtool() -> Option<String> {
-    let path = std::env::var("DRIFTLINE_TEST_PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    let found = Command::new(&path)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("DRIFTLINE_REQUIRE_BACKENDS").as_deref() != Ok("1"),
-        "promtool is not installed (.ci/services/promtool.sh installs it)"
-    );
-    eprintln!("skipping: promtool is not installed");
-    None
+    super::external_tool("DRIFTLINE_TEST_PROMTOOL", "promtool", ".ci/services/promtool.sh")
 }
 
 fn promtool_ok(promtool: &str, args: &[&str]) {

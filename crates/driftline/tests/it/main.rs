@@ -23,6 +23,26 @@ fn driftline(dir: &Path) -> Command {
     command
 }
 
+/// An external tool the tests drive (promtool, chromium), from env `var` or `name` on the
+/// PATH; `None` (the test skips, saying why) on a developer's machine without it, a
+/// failure under .ci/run (`DRIFTLINE_REQUIRE_BACKENDS=1`), whose `script` installs it.
+fn external_tool(var: &str, name: &str, script: &str) -> Option<String> {
+    let path = std::env::var(var).unwrap_or_else(|_| name.into());
+    let found = Command::new(&path)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("DRIFTLINE_REQUIRE_BACKENDS").as_deref() != Ok("1"),
+        "{name} is not installed ({script} installs it)"
+    );
+    eprintln!("skipping: {name} is not installed");
+    None
+}
+
 fn run(dir: &Path, args: &[&str]) -> Output {
     let output = driftline(dir).args(args).output().expect("driftline runs");
     assert!(

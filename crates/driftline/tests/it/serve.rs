@@ -328,23 +328,8 @@ fn kill_9_mid_load_then_restart_keeps_every_acknowledged_event_and_serves_again(
     assert_eq!(vector["features"]["transaction_amount_sum_24h"], 60.0, "{vector}");
 }
 
-/// Headless Chromium, from `DRIFTLINE_TEST_CHROMIUM` or the PATH; `None` (the test skips,
-/// saying why) on a developer's machine without it, a failure under .ci/run.
 fn chromium() -> Option<String> {
-    let path = std::env::var("DRIFTLINE_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let found = std::process::Command::new(&path)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("DRIFTLINE_REQUIRE_BACKENDS").as_deref() != Ok("1"),
-        "chromium is not installed (.ci/services/chromium.sh installs it)"
-    );
-    eprintln!("skipping: chromium is not installed");
-    None
+    super::external_tool("DRIFTLINE_TEST_CHROMIUM", "chromium", ".ci/services/chromium.sh")
 }
 
 #[test]
