@@ -326,7 +326,7 @@ impl Ingestor {
             let lag_before = self.lag;
             if n > 0 {
                 self.process(&batch)?;
-                self.lag.last_append_micros = batch.iter().last().map_or(0, |r| r.append_ts_micros);
+                self.lag.last_append_micros = batch.get(n - 1).map_or(0, |r| r.append_ts_micros);
             }
             if n < batch_size {
                 self.lag.records = 0;
