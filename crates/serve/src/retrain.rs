@@ -534,7 +534,9 @@ async fn retrain_steps(
     let status = state.rollout.lock().expect("rollout status lock").clone();
     Ok(match status {
         RolloutStatus::Promoted { .. } => finished("promoted", format!("v{version} promoted ({comparison})")),
-        RolloutStatus::RolledBack { reason, .. } => finished("rolled_back", reason),
+        RolloutStatus::RolledBack { reason, .. } => {
+            finished("rolled_back", format!("{reason} ({comparison})"))
+        }
         other => finished("failed", format!("the rollout of v{version} ended as {other:?}")),
     })
 }

@@ -496,15 +496,10 @@ fn narrate_loop(
     }
     *last_state = described;
     for record in status.history.iter().skip(*retrain_seen) {
-        let auc = match (record.candidate_roc_auc, record.champion_roc_auc) {
-            (Some(c), Some(p)) => {
-                format!("; holdout ROC AUC {c:.3} vs the champion's {p:.3} on the same rows")
-            }
-            _ => String::new(),
-        };
+        // The retrainer's detail already states the holdout comparison.
         say(
             clock,
-            &format!("{}: {}{auc}{}", record.outcome, record.detail, since_onset(now)),
+            &format!("{}: {}{}", record.outcome, record.detail, since_onset(now)),
         );
         if milestones.closed.is_none() && milestones.onset.is_some() {
             milestones.closed = Some((now, record.clone()));
