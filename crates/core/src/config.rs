@@ -34,6 +34,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub redis: RedisSettings,
     pub registry: RegistrySettings,
+    pub offline_store: OfflineStoreSettings,
     pub postgres: PostgresSettings,
     pub object_store: ObjectStoreSettings,
     pub drift: DriftSettings,
@@ -326,6 +327,29 @@ impl Default for RedisSettings {
             key_prefix: "driftline:".into(),
         }
     }
+}
+
+/// `[offline_store]`: where event and label history lives (what training reads).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfflineStoreSettings {
+    /// `parquet` (default): files under the data directory, one machine's history.
+    /// `postgres`: tables in the `[postgres]` database, shared by every ingest worker
+    /// and read by training anywhere. Env `DRIFTLINE_OFFLINE_STORE`.
+    pub backend: OfflineBackend,
+    /// `postgres` only: the name this worker's rows carry, so a restart discards only its
+    /// own uncommitted rows. Must stay the same across restarts of one data directory.
+    /// Unset: the host name and the data directory's absolute path.
+    pub source: Option<String>,
+}
+
+/// Which store holds history.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineBackend {
+    #[default]
+    Parquet,
+    Postgres,
 }
 
 /// `[registry]`: where model versions, aliases and the audit log live.
@@ -833,6 +857,14 @@ pub const ENV_VARS: &[(&str, EnvSetter)] = &[
     }),
     ("REDIS_PORT", |s, v| {
         s.redis.port = parse_port(v)?;
+        Ok(())
+    }),
+    ("DRIFTLINE_OFFLINE_STORE", |s, v| {
+        s.offline_store.backend = match v {
+            "parquet" => OfflineBackend::Parquet,
+            "postgres" => OfflineBackend::Postgres,
+            other => return Err(format!("'{other}' is not an offline store (parquet or postgres)")),
+        };
         Ok(())
     }),
     ("POSTGRES_HOST", |s, v| {

@@ -10,6 +10,8 @@ pub mod ingest;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod offline;
+#[cfg(feature = "postgres")]
+pub mod offline_pg;
 pub mod online;
 pub mod paths;
 pub mod source;

@@ -41,6 +41,9 @@ pub enum OfflineError {
     },
     #[error("parquet file {path}: {reason}")]
     Format { path: String, reason: String },
+    /// The PostgreSQL offline store failed (what it was doing and why).
+    #[error("offline store: {0}")]
+    Database(String),
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> OfflineError {
@@ -85,6 +88,53 @@ pub trait OfflineStore: Send + Sync {
         to: Option<Timestamp>,
         visit: &mut dyn FnMut(&[Event]) -> Result<(), OfflineError>,
     ) -> Result<(), OfflineError>;
+}
+
+/// The offline store `[offline_store]` names, for the data directory at `paths`:
+/// Parquet files there, or the `[postgres]` database shared by every worker.
+pub fn open_store(
+    config: &driftline_core::config::Config,
+    paths: &crate::paths::DataPaths,
+) -> Result<Arc<dyn OfflineStore>, OfflineError> {
+    use driftline_core::config::OfflineBackend;
+    let settings = &config.settings;
+    match settings.offline_store.backend {
+        OfflineBackend::Parquet => Ok(Arc::new(ParquetOfflineStore::new(
+            paths.offline(),
+            config.contract.clone(),
+        ))),
+        #[cfg(feature = "postgres")]
+        OfflineBackend::Postgres => {
+            let source = match &settings.offline_store.source {
+                Some(source) => source.clone(),
+                None => default_source(paths.root()),
+            };
+            let store = crate::offline_pg::PostgresOfflineStore::open(
+                &settings.postgres,
+                config.contract.clone(),
+                &source,
+            )?;
+            Ok(Arc::new(store))
+        }
+        #[cfg(not(feature = "postgres"))]
+        OfflineBackend::Postgres => Err(OfflineError::Database(
+            "offline_store.backend = \"postgres\" needs the cargo feature `postgres`, which this build leaves out".into(),
+        )),
+    }
+}
+
+/// This host's name and the data directory's absolute path: stable across restarts of
+/// one worker, distinct between workers.
+#[cfg(feature = "postgres")]
+fn default_source(data_dir: &Path) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let dir = fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    format!("{host}:{}", dir.display())
 }
 
 /// Parquet files on the local filesystem.

@@ -4,6 +4,7 @@
 //! - [`error`]: [`RegistryError`] and [`ArtifactError`].
 //! - [`registry`]: the [`Registry`] trait every backend implements, and the rollback
 //!   semantics shared by all of them.
+//! - [`election`]: which one process controls a model's rollouts and retraining.
 //! - [`migrate`]: the embedded-migration runner's plan, shared by backends.
 //! - `sql`: what every change does, written once over the queries a SQL backend answers.
 //! - [`sqlite`]: the embedded backend, one SQLite file safe for several processes.
@@ -21,6 +22,7 @@
 
 pub mod artifacts;
 pub mod config;
+pub mod election;
 pub mod error;
 pub mod migrate;
 #[cfg(feature = "postgres")]
@@ -39,6 +41,7 @@ pub use artifacts::ArtifactStore;
 #[cfg(feature = "s3")]
 pub use artifacts::S3Options;
 pub use config::{ArtifactConfig, RegistryConfig, Stores, open};
+pub use election::Leadership;
 pub use error::{ArtifactError, OpenError, RegistryError};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresRegistry};

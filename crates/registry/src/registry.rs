@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use crate::election::Leadership;
 use crate::error::RegistryError;
 use crate::types::{Alias, AuditAction, AuditEntry, CHAMPION, ModelVersion, NewVersion, check_alias_name};
 
@@ -87,6 +88,11 @@ pub trait Registry: Send + Sync {
     /// A receiver of the latest audit id, updated after every change: at once for changes
     /// made through this handle, within the poll interval for changes made by others.
     fn watch(&self) -> watch::Receiver<i64>;
+
+    /// Joins the election for `role` among every process sharing this registry; exactly
+    /// one of them holds it at a time (see [`crate::election`]). Must be called within a
+    /// Tokio runtime.
+    fn campaign(&self, role: &str) -> Leadership;
 
     /// The version `alias` points at, or `None` if the alias is not set.
     async fn resolve(&self, model: &str, alias: &str) -> Result<Option<ModelVersion>> {

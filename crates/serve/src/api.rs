@@ -29,6 +29,7 @@ use serde_json::value::RawValue;
 use driftline_registry::CHALLENGER;
 
 use crate::canary;
+use crate::controller;
 use crate::error::ApiError;
 use crate::feedback::Prediction;
 use crate::ingest::{Appended, Kind, MAX_RECORDS};
@@ -444,6 +445,13 @@ async fn change_rollout(
                     reason,
                 }])
             })?;
+            // Recorded before the alias moves, so every replica reads the share (and the
+            // controller the plan) as soon as the new challenger reaches it.
+            let (driven, share) = match ratio {
+                Some(ratio) => (None, ratio),
+                None => (Some(&plan), plan.steps[0]),
+            };
+            controller::record_start(control, version, driven, share).await?;
             registry
                 .set_alias(
                     model,
@@ -454,15 +462,17 @@ async fn change_rollout(
                 )
                 .await?;
             reload(&state, control).await;
-            match ratio {
-                Some(ratio) => state.set_canary_ratio(ratio),
-                None => {
-                    tokio::spawn(rollout::run(state.clone(), version, plan));
-                }
+            state.set_canary_ratio(share);
+            if driven.is_some() && state.is_controller() {
+                // Another replica's controller resumes it from the tags instead.
+                tokio::spawn(rollout::run(state.clone(), version, plan, 0));
             }
         }
         RolloutAction::SetRatio { ratio } => {
             check_ratio(Some(ratio))?;
+            if let Some(challenger) = state.challenger.load().as_ref() {
+                controller::record_share(control, challenger.version.version, ratio).await?;
+            }
             state.set_canary_ratio(ratio);
         }
         RolloutAction::Promote { reason: why } => {

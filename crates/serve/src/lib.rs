@@ -10,6 +10,8 @@
 //! - [`ingest`]: HTTP ingest of events and delayed labels into the embedded log.
 //! - [`models`]: loading the registry's champion and challenger, refusing bad ones.
 //! - [`rollout`]: the metric-gated rollout controller (steps, checks, promote, roll back).
+//! - [`controller`]: the elected replica that drives rollouts and retraining; the traffic
+//!   split shared with every replica through registry tags.
 //! - [`shadow`]: copies of predictions scored by a shadow model off the response path.
 //! - [`monitor`]: concept-drift detectors on the champion's labelled errors.
 //! - [`retrain`]: the closed loop: triggers, retraining through the gates, rollout.
@@ -22,6 +24,7 @@
 
 pub mod api;
 pub mod canary;
+pub mod controller;
 pub mod dashboard;
 pub mod error;
 pub mod feedback;

@@ -143,6 +143,96 @@ impl VariantSnapshot {
     }
 }
 
+/// An ingest loop's progress, exported by the server (in-process ingest) and by an ingest
+/// worker (`driftline ingest --metrics-addr`) under the same names.
+#[derive(Default)]
+pub struct IngestMetrics {
+    next_offset: AtomicU64,
+    events: AtomicU64,
+    dead_lettered: AtomicU64,
+    last_batch_micros: AtomicU64,
+    lag_records: AtomicU64,
+    last_append_micros: AtomicU64,
+}
+
+impl IngestMetrics {
+    /// Progress after a batch: next log offset, events applied, records dead-lettered.
+    pub fn observe(&self, next_offset: u64, events: u64, dead_lettered: u64) {
+        self.next_offset.store(next_offset, Ordering::Relaxed);
+        self.events.store(events, Ordering::Relaxed);
+        self.dead_lettered.store(dead_lettered, Ordering::Relaxed);
+        let now = chrono::Utc::now().timestamp_micros();
+        self.last_batch_micros
+            .store(u64::try_from(now).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The next event-log offset to apply.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset.load(Ordering::Relaxed)
+    }
+
+    /// How far ingest trails the event log.
+    pub fn observe_lag(&self, lag: IngestLag) {
+        self.lag_records.store(lag.records, Ordering::Relaxed);
+        self.last_append_micros.store(
+            u64::try_from(lag.last_append_micros).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Appends the text exposition of these metrics to `out`.
+    pub fn render(&self, out: &mut String) {
+        for (name, help, kind, value) in [
+            (
+                "driftline_ingest_next_offset",
+                "The next event-log offset ingest will apply.",
+                "gauge",
+                self.next_offset.load(Ordering::Relaxed),
+            ),
+            (
+                "driftline_ingest_lag_records",
+                "Event-log records not yet applied to online state.",
+                "gauge",
+                self.lag_records.load(Ordering::Relaxed),
+            ),
+            (
+                "driftline_ingest_events_total",
+                "Events applied to online state since the process started.",
+                "counter",
+                self.events.load(Ordering::Relaxed),
+            ),
+            (
+                "driftline_ingest_dead_lettered_total",
+                "Records ingest refused (invalid, duplicate, late) since the process started.",
+                "counter",
+                self.dead_lettered.load(Ordering::Relaxed),
+            ),
+        ] {
+            gauge(out, name, help, kind, value);
+        }
+        let now = chrono::Utc::now().timestamp_micros();
+        let last = self.last_batch_micros.load(Ordering::Relaxed);
+        if last > 0 {
+            let age = (now as f64 - last as f64).max(0.0) / 1e6;
+            let _ = write!(
+                out,
+                "# HELP driftline_feature_freshness_seconds Seconds since the online state last applied a batch of events.\n\
+                 # TYPE driftline_feature_freshness_seconds gauge\ndriftline_feature_freshness_seconds {age}\n"
+            );
+        }
+        let lag = IngestLag {
+            records: self.lag_records.load(Ordering::Relaxed),
+            last_append_micros: self.last_append_micros.load(Ordering::Relaxed) as i64,
+        };
+        let _ = write!(
+            out,
+            "# HELP driftline_ingest_lag_seconds How long the oldest event-log record not yet applied has waited at most (0 when caught up).\n\
+             # TYPE driftline_ingest_lag_seconds gauge\ndriftline_ingest_lag_seconds {}\n",
+            lag.seconds(now)
+        );
+    }
+}
+
 /// Every metric the server exports.
 #[derive(Default)]
 pub struct ServeMetrics {
@@ -152,17 +242,15 @@ pub struct ServeMetrics {
     model_swaps: AtomicU64,
     online_lookup: Histogram,
     ingested: AtomicU64,
-    ingest_offset: AtomicU64,
-    ingest_events: AtomicU64,
-    ingest_dead_lettered: AtomicU64,
-    ingest_last_batch_micros: AtomicU64,
-    ingest_lag_records: AtomicU64,
+    /// The in-process ingest's progress (embedded mode).
+    pub ingest: IngestMetrics,
     labels_joined: AtomicU64,
-    ingest_last_append_micros: AtomicU64,
     canary_compared: AtomicU64,
     canary_disagreements: AtomicU64,
     /// 0 idle, 1 running, 2 promoted, 3 rolled back.
     rollout_state: AtomicU64,
+    /// 1 while this replica is the elected controller.
+    controller_leader: AtomicU64,
     rollout_step: AtomicU64,
     canary_ratio_bits: AtomicU64,
     rollbacks: AtomicU64,
@@ -178,26 +266,17 @@ impl ServeMetrics {
 
     /// The ingest thread's progress: next log offset, events applied, records dead-lettered.
     pub fn observe_ingest(&self, next_offset: u64, events: u64, dead_lettered: u64) {
-        self.ingest_offset.store(next_offset, Ordering::Relaxed);
-        self.ingest_events.store(events, Ordering::Relaxed);
-        self.ingest_dead_lettered.store(dead_lettered, Ordering::Relaxed);
-        let now = chrono::Utc::now().timestamp_micros();
-        self.ingest_last_batch_micros
-            .store(u64::try_from(now).unwrap_or(0), Ordering::Relaxed);
+        self.ingest.observe(next_offset, events, dead_lettered);
     }
 
     /// The next event-log offset the ingest thread will apply.
     pub fn ingest_next_offset(&self) -> u64 {
-        self.ingest_offset.load(Ordering::Relaxed)
+        self.ingest.next_offset()
     }
 
     /// How far the ingest thread trails the event log.
     pub fn observe_ingest_lag(&self, lag: IngestLag) {
-        self.ingest_lag_records.store(lag.records, Ordering::Relaxed);
-        self.ingest_last_append_micros.store(
-            u64::try_from(lag.last_append_micros).unwrap_or(0),
-            Ordering::Relaxed,
-        );
+        self.ingest.observe_lag(lag);
     }
 
     /// Delayed labels that matched a remembered prediction.
@@ -216,6 +295,11 @@ impl ServeMetrics {
         if disagreed {
             self.canary_disagreements.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether this replica is the elected controller.
+    pub fn set_controller(&self, leader: bool) {
+        self.controller_leader.store(u64::from(leader), Ordering::Relaxed);
     }
 
     /// The rollout's state (0 idle, 1 running, 2 promoted, 3 rolled back) and step.
@@ -309,12 +393,6 @@ impl ServeMetrics {
             "Predictions that failed on the server's side.",
             |v| &self.variants[v.index()].exceptions,
         );
-        let gauge = |out: &mut String, name: &str, help: &str, kind: &str, value: u64| {
-            let _ = write!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            );
-        };
         gauge(
             &mut out,
             "driftline_invalid_requests_total",
@@ -337,30 +415,6 @@ impl ServeMetrics {
             self.model_swaps.load(Ordering::Relaxed),
         );
         for (name, help, kind, value) in [
-            (
-                "driftline_ingest_next_offset",
-                "The next event-log offset the server's ingest will apply.",
-                "gauge",
-                self.ingest_offset.load(Ordering::Relaxed),
-            ),
-            (
-                "driftline_ingest_lag_records",
-                "Event-log records not yet applied to online state.",
-                "gauge",
-                self.ingest_lag_records.load(Ordering::Relaxed),
-            ),
-            (
-                "driftline_ingest_events_total",
-                "Events applied to online state since the server started.",
-                "counter",
-                self.ingest_events.load(Ordering::Relaxed),
-            ),
-            (
-                "driftline_ingest_dead_lettered_total",
-                "Records ingest refused (invalid, duplicate, late) since the server started.",
-                "counter",
-                self.ingest_dead_lettered.load(Ordering::Relaxed),
-            ),
             (
                 "driftline_http_ingested_records_total",
                 "Events and labels accepted by POST /v1/events and /v1/feedback.",
@@ -386,6 +440,12 @@ impl ServeMetrics {
                 self.canary_disagreements.load(Ordering::Relaxed),
             ),
             (
+                "driftline_controller_leader",
+                "1 while this replica is the model's elected controller (drives rollouts and retraining).",
+                "gauge",
+                self.controller_leader.load(Ordering::Relaxed),
+            ),
+            (
                 "driftline_rollout_state",
                 "Rollout state: 0 idle, 1 running, 2 promoted, 3 rolled back.",
                 "gauge",
@@ -406,25 +466,7 @@ impl ServeMetrics {
         ] {
             gauge(&mut out, name, help, kind, value);
         }
-        let last = self.ingest_last_batch_micros.load(Ordering::Relaxed);
-        if last > 0 {
-            let age = (chrono::Utc::now().timestamp_micros() as f64 - last as f64).max(0.0) / 1e6;
-            let _ = write!(
-                out,
-                "# HELP driftline_feature_freshness_seconds Seconds since the online state last applied a batch of events.\n\
-                 # TYPE driftline_feature_freshness_seconds gauge\ndriftline_feature_freshness_seconds {age}\n"
-            );
-        }
-        let lag = IngestLag {
-            records: self.ingest_lag_records.load(Ordering::Relaxed),
-            last_append_micros: self.ingest_last_append_micros.load(Ordering::Relaxed) as i64,
-        };
-        let _ = write!(
-            out,
-            "# HELP driftline_ingest_lag_seconds How long the oldest event-log record not yet applied has waited at most (0 when caught up).\n\
-             # TYPE driftline_ingest_lag_seconds gauge\ndriftline_ingest_lag_seconds {}\n",
-            lag.seconds(chrono::Utc::now().timestamp_micros())
-        );
+        self.ingest.render(&mut out);
         let ratio = f64::from_bits(self.canary_ratio_bits.load(Ordering::Relaxed));
         let _ = write!(
             out,
@@ -443,6 +485,14 @@ impl ServeMetrics {
         );
         out
     }
+}
+
+/// One unlabelled sample with its HELP and TYPE lines.
+fn gauge(out: &mut String, name: &str, help: &str, kind: &str, value: u64) {
+    let _ = write!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+    );
 }
 
 fn counter_family<'a>(out: &mut String, name: &str, help: &str, value: impl Fn(Variant) -> &'a AtomicU64) {

@@ -12,6 +12,7 @@ use arc_swap::ArcSwapOption;
 use driftline_registry::{ArtifactStore, CHALLENGER, CHAMPION, Registry, RegistryError};
 use driftline_training::pipeline::load_bundle;
 
+use crate::controller;
 use crate::state::{AppState, LoadedModel};
 
 /// The alias of the model that scores copies of requests, when shadowing is enabled.
@@ -52,6 +53,24 @@ pub async fn reload(state: &AppState, control: &Control) {
         let version = challenger.as_ref().map(|m| m.version.version);
         let previous = state.swap_challenger(challenger);
         tracing::info!(?version, ?previous, "challenger changed");
+    }
+    apply_recorded_share(state, control).await;
+}
+
+/// Routes the share of traffic the challenger's tags record (see [`crate::controller`]),
+/// so every replica splits traffic as the controller or an admin decided.
+async fn apply_recorded_share(state: &AppState, control: &Control) {
+    let Some(serving) = state.challenger.load().as_ref().map(|m| m.version.version) else {
+        return;
+    };
+    match control.registry.resolve(&control.model, CHALLENGER).await {
+        Ok(Some(version)) if version.version == serving => {
+            if let Some(share) = controller::recorded_share(&version) {
+                state.set_canary_ratio(share);
+            }
+        }
+        Ok(_) | Err(RegistryError::ModelNotFound { .. }) => {}
+        Err(error) => tracing::warn!(%error, "reading the challenger's share; keeping the current one"),
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use driftline_core::config::RetrainSettings;
 use driftline_core::time::Timestamp;
 use driftline_features::compute::FeatureEngine;
-use driftline_features::offline::ParquetOfflineStore;
+use driftline_features::offline::OfflineStore;
 use driftline_features::training::TrainingWindow;
 use driftline_registry::CHALLENGER;
 use driftline_training::config::TrainingConfig;
@@ -25,6 +25,7 @@ use driftline_training::pipeline::{AliasPolicy, TrainOutcome, fit_candidate, jud
 use driftline_training::rows::collect;
 use serde::Serialize;
 
+use crate::controller;
 use crate::models::reload;
 use crate::rollout::{self, RolloutPlan, RolloutStatus};
 use crate::state::AppState;
@@ -368,13 +369,17 @@ impl Retrainer {
 }
 
 /// Checks for a trigger every second and runs one retraining at a time, for ever.
-pub async fn run(state: Arc<AppState>, engine: FeatureEngine, offline: Arc<ParquetOfflineStore>) {
+pub async fn run(state: Arc<AppState>, engine: FeatureEngine, offline: Arc<dyn OfflineStore>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
         let Some(retrainer) = state.retrainer.get() else {
             continue;
         };
+        if !state.is_controller() {
+            // Another replica is the controller: it retrains for everyone.
+            continue;
+        }
         if state.challenger.load().is_some() {
             // A rollout is in progress (perhaps a person's): do not stack another on it.
             continue;
@@ -396,7 +401,7 @@ pub async fn run(state: Arc<AppState>, engine: FeatureEngine, offline: Arc<Parqu
 async fn retrain(
     state: Arc<AppState>,
     engine: FeatureEngine,
-    offline: Arc<ParquetOfflineStore>,
+    offline: Arc<dyn OfflineStore>,
     trigger: Trigger,
 ) {
     let retrainer = state.retrainer.get().expect("the retrainer runs only once set");
@@ -437,7 +442,7 @@ async fn retrain_steps(
     state: &Arc<AppState>,
     retrainer: &Retrainer,
     engine: &FeatureEngine,
-    offline: &Arc<ParquetOfflineStore>,
+    offline: &Arc<dyn OfflineStore>,
     trigger: &Trigger,
 ) -> Result<Finished, String> {
     let settings = &retrainer.settings;
@@ -508,6 +513,12 @@ async fn retrain_steps(
         ));
     }
     let comparison = compare(candidate_auc, champion_auc);
+    let plan = rollout_plan(&state.rollout_plan, trigger);
+    if settings.rollout {
+        controller::record_start(control, version, Some(&plan), plan.steps[0])
+            .await
+            .map_err(|e| format!("recording v{version}'s rollout plan: {e}"))?;
+    }
     control
         .registry
         .set_alias(
@@ -530,8 +541,9 @@ async fn retrain_steps(
         trigger: trigger.clone(),
         version,
     });
-    rollout::run(state.clone(), version, rollout_plan(&state.rollout_plan, trigger)).await;
-    let status = state.rollout.lock().expect("rollout status lock").clone();
+    rollout::run(state.clone(), version, plan, 0).await;
+    // The controller's watch may have started it first: either way, wait for its end.
+    let status = rollout::finished(state, version).await;
     Ok(match status {
         RolloutStatus::Promoted { .. } => finished("promoted", format!("v{version} promoted ({comparison})")),
         RolloutStatus::RolledBack { reason, .. } => {
@@ -546,7 +558,7 @@ async fn retrain_steps(
 async fn wait_for_labels(
     retrainer: &Retrainer,
     engine: &FeatureEngine,
-    offline: &Arc<ParquetOfflineStore>,
+    offline: &Arc<dyn OfflineStore>,
     trigger: &Trigger,
     window: TrainingWindow,
 ) -> Result<u64, String> {

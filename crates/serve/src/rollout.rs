@@ -18,6 +18,7 @@ use serde::Serialize;
 
 pub use driftline_core::config::RolloutPlan;
 
+use crate::controller;
 use crate::metrics::{Variant, VariantSnapshot};
 use crate::models::reload;
 use crate::state::AppState;
@@ -110,6 +111,8 @@ pub enum RolloutStatus {
     RolledBack { version: u32, reason: String },
     /// The challenger changed under the controller (a manual action); it stopped.
     Cancelled { version: u32 },
+    /// This replica stopped being the controller at `step`; the next one resumes there.
+    HandedOver { version: u32, step: usize },
 }
 
 impl RolloutStatus {
@@ -117,7 +120,9 @@ impl RolloutStatus {
     /// and `driftline_rollout_step`.
     fn metric(&self) -> (u64, u64) {
         match self {
-            RolloutStatus::Idle | RolloutStatus::Cancelled { .. } => (0, 0),
+            RolloutStatus::Idle | RolloutStatus::Cancelled { .. } | RolloutStatus::HandedOver { .. } => {
+                (0, 0)
+            }
             RolloutStatus::Running { step, .. } => (1, *step as u64),
             RolloutStatus::Promoted { .. } => (2, 0),
             RolloutStatus::RolledBack { .. } => (3, 0),
@@ -127,19 +132,41 @@ impl RolloutStatus {
 
 const ACTOR: &str = "driftline rollout controller";
 
-/// Runs a rollout of the current challenger `version` to its end.
-pub async fn run(state: Arc<AppState>, version: u32, plan: RolloutPlan) {
-    let mut step = 0;
+/// Whether this replica is driving `version`'s rollout now.
+pub fn is_driving(state: &AppState, version: u32) -> bool {
+    matches!(
+        *state.rollout.lock().expect("rollout status lock"),
+        RolloutStatus::Running { version: v, .. } if v == version
+    )
+}
+
+/// Runs a rollout of the current challenger `version` from `from_step` to its end, unless
+/// this replica already drives it (then returns at once). Stops, leaving the rollout to
+/// the next controller, if this replica stops being the controller.
+pub async fn run(state: Arc<AppState>, version: u32, plan: RolloutPlan, from_step: usize) {
+    let mut step = from_step.min(plan.steps.len().saturating_sub(1));
+    if !claim(&state, version, step, &plan) {
+        return;
+    }
     let mut failures = 0;
-    let mut start = state.metrics.snapshot(Variant::Canary);
     // Labelled feedback accumulates over the whole rollout, so late steps (where the
     // champion sees little traffic) still compare both variants.
     state.feedback.lock().expect("feedback lock").reset_labelled();
-    enter_step(&state, version, step, &plan);
+    enter_step(&state, version, step, &plan).await;
+    let mut start = state.metrics.snapshot(Variant::Canary);
     loop {
         tokio::time::sleep(Duration::from_secs_f64(plan.interval_seconds)).await;
         if state.challenger.load().as_ref().map(|m| m.version.version) != Some(version) {
-            set_status(&state, RolloutStatus::Cancelled { version });
+            conclude(&state, version, RolloutStatus::Cancelled { version });
+            return;
+        }
+        if !state.is_controller() {
+            tracing::warn!(
+                version,
+                step,
+                "no longer the controller; leaving the rollout to the next one"
+            );
+            conclude(&state, version, RolloutStatus::HandedOver { version, step });
             return;
         }
         let window = state.metrics.snapshot(Variant::Canary).since(&start);
@@ -160,11 +187,33 @@ pub async fn run(state: Arc<AppState>, version: u32, plan: RolloutPlan) {
             Verdict::Pass => {
                 failures = 0;
                 step += 1;
+                enter_step(&state, version, step, &plan).await;
                 start = state.metrics.snapshot(Variant::Canary);
-                enter_step(&state, version, step, &plan);
             }
         }
     }
+}
+
+/// Marks `version`'s rollout as driven here; false if it already was.
+fn claim(state: &AppState, version: u32, step: usize, plan: &RolloutPlan) -> bool {
+    let mut status = state.rollout.lock().expect("rollout status lock");
+    if matches!(*status, RolloutStatus::Running { version: v, .. } if v == version) {
+        return false;
+    }
+    *status = RolloutStatus::Running {
+        version,
+        step,
+        plan: plan.clone(),
+    };
+    true
+}
+
+/// Waits until this replica no longer drives `version`'s rollout; returns how it ended.
+pub async fn finished(state: &AppState, version: u32) -> RolloutStatus {
+    while is_driving(state, version) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    state.rollout.lock().expect("rollout status lock").clone()
 }
 
 /// Both variants' ROC AUC on the step's labelled feedback, once each has `min_labels`.
@@ -183,15 +232,31 @@ fn quality(state: &AppState, plan: &RolloutPlan) -> Option<Quality> {
     })
 }
 
-fn enter_step(state: &AppState, version: u32, step: usize, plan: &RolloutPlan) {
-    state.set_canary_ratio(plan.steps[step]);
+/// Routes the step's share here and records it for every other replica (and for the
+/// controller that may resume this rollout).
+async fn enter_step(state: &AppState, version: u32, step: usize, plan: &RolloutPlan) {
+    let share = plan.steps[step];
+    state.set_canary_ratio(share);
     let status = RolloutStatus::Running {
         version,
         step,
         plan: plan.clone(),
     };
     set_status(state, status);
-    tracing::info!(version, step, ratio = plan.steps[step], "rollout step");
+    tracing::info!(version, step, ratio = share, "rollout step");
+    if let Some(control) = state.control.get()
+        && let Err(error) = controller::record_step(control, version, step, share).await
+    {
+        tracing::error!(%error, version, step, "recording the rollout step; other replicas keep the previous share");
+    }
+}
+
+/// Records how `version`'s rollout stopped, unless another version's rollout has taken
+/// the controller over since (its state is then the one to keep).
+fn conclude(state: &AppState, version: u32, status: RolloutStatus) {
+    if is_driving(state, version) {
+        set_status(state, status);
+    }
 }
 
 /// Records the controller's state, and its metric form.

@@ -15,11 +15,12 @@ use driftline_core::config::Config;
 use driftline_drift::monitor::MonitorConfig;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
-use driftline_features::offline::ParquetOfflineStore;
+use driftline_features::offline::{OfflineStore, open_store};
 use driftline_features::paths::DataPaths;
 use driftline_stream::log::{LogConfig, LogReader};
 
 use crate::api::app;
+use crate::controller;
 use crate::ingest::LogSink;
 use crate::models::{Control, reload, watch_registry};
 use crate::monitor::{self, DataWatch};
@@ -123,8 +124,9 @@ pub async fn start(config: Config) -> Result<Arc<AppState>, ServeError> {
     };
     reload(&state, &control).await;
     tokio::spawn(watch_registry(state.clone(), control.clone()));
-    state.control.set(control).ok();
-    let offline = ParquetOfflineStore::new(paths.offline(), config.contract.clone());
+    state.control.set(control.clone()).ok();
+    tokio::spawn(controller::run(state.clone(), control));
+    let offline = open_offline(&config, &paths).await?;
     tokio::spawn(monitor::run_evaluations(
         state.clone(),
         Duration::from_secs_f64(config.settings.drift.monitor.evaluate_interval_seconds),
@@ -132,9 +134,19 @@ pub async fn start(config: Config) -> Result<Arc<AppState>, ServeError> {
     tokio::spawn(retrain::run(
         state.clone(),
         FeatureEngine::from_config(&config),
-        Arc::new(offline),
+        offline,
     ));
     Ok(state)
+}
+
+/// The offline store the retrainer reads, opened off the async threads (a database
+/// backend connects synchronously).
+async fn open_offline(config: &Config, paths: &DataPaths) -> Result<Arc<dyn OfflineStore>, ServeError> {
+    let (config, paths) = (config.clone(), paths.clone());
+    tokio::task::spawn_blocking(move || open_store(&config, &paths))
+        .await
+        .map_err(|e| ServeError::Ingest(e.to_string()))?
+        .map_err(|e| ServeError::Ingest(format!("opening the offline store: {e}")))
 }
 
 fn open_ingest(config: &Config, paths: &DataPaths) -> Result<Ingestor, ServeError> {

@@ -85,6 +85,9 @@ pub struct AppState {
     pub data_drift: DataWatch,
     /// The closed loop, once started.
     pub retrainer: OnceLock<Retrainer>,
+    /// This replica's standing in its model's controller election (see
+    /// [`crate::controller`]); unset until the registry is open.
+    pub leadership: OnceLock<driftline_registry::Leadership>,
     /// What a retraining fits (`[model]`) and the gates it must pass (`[gates]`).
     pub model_settings: ModelSettings,
     pub gate_settings: GateSettings,
@@ -119,10 +122,18 @@ impl AppState {
             concept: ConceptWatch::default(),
             data_drift: DataWatch::new(MonitorConfig::default()),
             retrainer: OnceLock::new(),
+            leadership: OnceLock::new(),
             model_settings: ModelSettings::default(),
             gate_settings: GateSettings::default(),
             latest_event_micros: AtomicI64::new(0),
         }
+    }
+
+    /// Whether this replica is its model's controller: it drives rollouts and retraining.
+    /// A server that has not joined an election (no registry yet, unit tests) is the only
+    /// candidate, so it is.
+    pub fn is_controller(&self) -> bool {
+        self.leadership.get().is_none_or(|l| l.is_leader())
     }
 
     /// Notes the event time of a prediction request.

@@ -25,7 +25,7 @@ use clap::Args;
 use driftline_core::config::Config;
 use driftline_core::time::{Span, Timestamp};
 use driftline_features::compute::FeatureEngine;
-use driftline_features::offline::ParquetOfflineStore;
+use driftline_features::offline::open_store;
 use driftline_features::paths::DataPaths;
 use driftline_features::training::TrainingWindow;
 use driftline_models::metrics::roc_auc;
@@ -123,7 +123,16 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             MALFORMED.len()
         ),
     );
-    let summary = super::ingest::ingest(config.clone(), &paths, "log", false, true)?;
+    let summary = super::ingest::ingest(
+        config.clone(),
+        &paths,
+        "log",
+        false,
+        super::ingest::Progress {
+            bar: true,
+            metrics: None,
+        },
+    )?;
     for line in summary.lines() {
         say(&clock, line);
     }
@@ -239,11 +248,8 @@ fn train_baseline(config: &Config, from: Timestamp, clock: &Instant) -> anyhow::
     };
     let models = Models::open(config)?;
     let engine = FeatureEngine::from_config(config);
-    let offline = ParquetOfflineStore::new(
-        DataPaths::new(config.settings.data_dir()).offline(),
-        config.contract.clone(),
-    );
-    let candidate = fit_candidate(&training, &offline, &engine, &mut |_| {})?;
+    let offline = open_store(config, &DataPaths::new(config.settings.data_dir()))?;
+    let candidate = fit_candidate(&training, offline.as_ref(), &engine, &mut |_| {})?;
     let outcome = models.runtime.block_on(judge_and_register(
         candidate,
         &training,

@@ -10,7 +10,7 @@ use driftline_core::config::Config;
 use driftline_core::time::Timestamp;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
-use driftline_features::offline::ParquetOfflineStore;
+use driftline_features::offline::open_store;
 use driftline_features::paths::DataPaths;
 use driftline_features::state::{AsOf, EventKey};
 use driftline_features::training::{TrainingSetWriter, TrainingSummary, TrainingWindow, replay};
@@ -110,10 +110,10 @@ pub fn training_set(
     out: &std::path::Path,
 ) -> anyhow::Result<TrainingSummary> {
     let engine = FeatureEngine::from_config(config);
-    let offline = ParquetOfflineStore::new(paths.offline(), config.contract.clone());
+    let offline = open_store(config, paths).context("opening the offline store")?;
     let mut writer = TrainingSetWriter::create(out, &config.contract, &engine)
         .with_context(|| format!("creating {}", out.display()))?;
-    let summary = replay(&offline, &engine, window, &mut |event, vector| {
+    let summary = replay(offline.as_ref(), &engine, window, &mut |event, vector| {
         writer.write(event, vector)
     })
     .context("replaying offline history")?;

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -13,6 +14,7 @@ use driftline_core::config::Config;
 use driftline_features::ingest::{IngestError, IngestStats, Ingestor};
 use driftline_features::paths::DataPaths;
 use driftline_features::source::append_input;
+use driftline_serve::metrics::IngestMetrics;
 use driftline_stream::input::InputSource;
 use driftline_stream::log::LogReader;
 
@@ -32,13 +34,87 @@ pub struct IngestArgs {
     /// partition assigned to this worker has reached its end).
     #[arg(long)]
     pub follow: bool,
+    /// Serve Prometheus metrics (ingest rate, lag, dead letters, freshness) at
+    /// `http://ADDR/metrics` while ingesting, for a worker that runs on its own.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 pub fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let paths = DataPaths::new(config.settings.data_dir());
-    let summary = ingest(config, &paths, &args.from, args.follow, true)?;
+    let metrics = match &args.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr)?),
+        None => None,
+    };
+    let progress = Progress { bar: true, metrics };
+    let summary = ingest(config, &paths, &args.from, args.follow, progress)?;
     emit(&summary)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How a run reports its progress while it goes.
+#[derive(Default)]
+pub struct Progress {
+    /// A progress bar on standard error.
+    pub bar: bool,
+    /// Metrics served over HTTP (`--metrics-addr`).
+    pub metrics: Option<Arc<IngestMetrics>>,
+}
+
+impl Progress {
+    /// Reports the ingestor's state after a batch.
+    fn observe(&self, ingestor: &Ingestor) {
+        if let Some(metrics) = &self.metrics {
+            let stats = ingestor.stats();
+            metrics.observe(ingestor.next_offset(), stats.events, stats.dead_lettered());
+            metrics.observe_lag(ingestor.lag());
+        }
+    }
+}
+
+/// Serves `/metrics` (and `/health`) at `addr` on a thread of its own, for as long as
+/// the process lives. The address is bound before returning, so a taken port is an error
+/// before any work starts.
+fn serve_metrics(addr: &str) -> anyhow::Result<Arc<IngestMetrics>> {
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("--metrics-addr {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let metrics = Arc::new(IngestMetrics::default());
+    let shared = metrics.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the metrics server's runtime")?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let render = move || {
+                    let metrics = shared.clone();
+                    async move {
+                        let mut out = String::with_capacity(2048);
+                        metrics.render(&mut out);
+                        (
+                            [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                            out,
+                        )
+                    }
+                };
+                let app = axum::Router::new()
+                    .route("/metrics", axum::routing::get(render))
+                    .route("/health", axum::routing::get(|| async { "ok" }));
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        if let Err(error) = axum::serve(listener, app).await {
+                            tracing::error!(%error, "the metrics server stopped");
+                        }
+                    }
+                    Err(error) => tracing::error!(%error, "the metrics server could not start"),
+                }
+            })
+        })
+        .context("starting the metrics server's thread")?;
+    tracing::info!(addr, "serving ingest metrics");
+    Ok(metrics)
 }
 
 /// Runs ingest and returns a human summary.
@@ -47,12 +123,13 @@ pub fn ingest(
     paths: &DataPaths,
     from: &str,
     follow: bool,
-    show_progress: bool,
+    progress: Progress,
 ) -> anyhow::Result<String> {
+    let show_progress = progress.bar;
     let mut lines = Vec::new();
     match from {
         "log" => {}
-        "kafka" => return ingest_kafka(config, paths, follow, show_progress),
+        "kafka" => return ingest_kafka(config, paths, follow, progress),
         other => {
             let source = if other == "-" {
                 InputSource::Stdin
@@ -112,6 +189,7 @@ pub fn ingest(
             if let Some(bar) = &bar {
                 bar.set_position(i.next_offset() - start_offset);
             }
+            progress.observe(i);
         })
         .context("ingesting the event log")?;
     if let Some(bar) = bar {
@@ -133,8 +211,9 @@ fn ingest_kafka(
     config: Config,
     paths: &DataPaths,
     follow: bool,
-    show_progress: bool,
+    progress: Progress,
 ) -> anyhow::Result<String> {
+    let show_progress = progress.bar;
     let kafka = config.settings.kafka.clone();
     std::fs::create_dir_all(paths.log()).with_context(|| format!("creating {}", paths.log().display()))?;
     let mut ingestor =
@@ -160,6 +239,7 @@ fn ingest_kafka(
             if let Some(bar) = &bar {
                 bar.set_position(i.next_offset() - start_offset);
             }
+            progress.observe(i);
         })
         .with_context(|| format!("ingesting topic '{}' from {}", kafka.topic, kafka.brokers))?;
     if let Some(bar) = bar {
@@ -194,7 +274,7 @@ fn ingest_kafka(
 }
 
 #[cfg(not(feature = "kafka"))]
-fn ingest_kafka(_: Config, _: &DataPaths, _: bool, _: bool) -> anyhow::Result<String> {
+fn ingest_kafka(_: Config, _: &DataPaths, _: bool, _: Progress) -> anyhow::Result<String> {
     Err(UsageError(
         "--from kafka needs the Kafka backend, which this build leaves out (cargo feature `kafka`); use --from log, a file or -".into(),
     )

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use driftline_core::config::{Config, SplitKind};
 use driftline_core::time::Timestamp;
 use driftline_features::compute::FeatureEngine;
-use driftline_features::offline::ParquetOfflineStore;
+use driftline_features::offline::open_store;
 use driftline_features::paths::DataPaths;
 use driftline_models::estimator::EstimatorParams;
 use driftline_models::metrics::Metrics;
@@ -64,10 +64,10 @@ pub fn run(config: Config, args: TrainArgs) -> anyhow::Result<ExitCode> {
     let training = training_config(&config, &args)?;
     let paths = DataPaths::new(config.settings.data_dir());
     let engine = FeatureEngine::from_config(&config);
-    let offline = ParquetOfflineStore::new(paths.offline(), config.contract.clone());
+    let offline = open_store(&config, &paths).context("opening the offline store")?;
     let models = Models::open(&config)?;
     let bar = progress_bar(None, "replaying");
-    let candidate = fit_candidate(&training, &offline, &engine, &mut |p| match p {
+    let candidate = fit_candidate(&training, offline.as_ref(), &engine, &mut |p| match p {
         Progress::Replaying(n) => bar.set_position(n),
         Progress::Fitting(rows) => bar.set_message(format!("fitting {} rows", thousands(rows))),
         Progress::Evaluating => bar.set_message("evaluating"),

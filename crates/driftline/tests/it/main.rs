@@ -7,6 +7,7 @@ mod drift;
 mod kafka;
 mod learnability;
 mod models;
+mod replicas;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -328,8 +329,9 @@ fn features_get_for_an_unknown_user_is_a_usage_error() {
 }
 
 #[test]
-fn ingest_follow_consumes_a_live_stream_as_it_is_appended() {
+fn ingest_follow_consumes_a_live_stream_as_it_is_appended_and_serves_its_metrics() {
     let dir = tempfile::tempdir().unwrap();
+    let metrics_port = serve::free_port();
     std::fs::write(
         dir.path().join("driftline.toml"),
         "[ingest]\ncheckpoint_interval = \"200ms\"\n",
@@ -337,7 +339,12 @@ fn ingest_follow_consumes_a_live_stream_as_it_is_appended() {
     .unwrap();
     std::fs::create_dir_all(dir.path().join("driftline-data/log")).unwrap();
     let mut follower = driftline(dir.path())
-        .args(["ingest", "--follow"])
+        .args([
+            "ingest",
+            "--follow",
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics_port}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -378,7 +385,20 @@ fn ingest_follow_consumes_a_live_stream_as_it_is_appended() {
     while committed() < 5_000 && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The worker's own metrics endpoint, as Prometheus scrapes it.
+    let (status, metrics) =
+        serve::http(metrics_port, "GET", "/metrics", "").expect("the metrics endpoint answers");
     follower.kill().unwrap();
+    assert_eq!(status, 200);
+    for expected in [
+        "driftline_ingest_events_total 5000\n",
+        "driftline_ingest_next_offset 5000\n",
+        "driftline_ingest_dead_lettered_total 0\n",
+        "driftline_ingest_lag_records 0\n",
+        "# TYPE driftline_feature_freshness_seconds gauge\n",
+    ] {
+        assert!(metrics.contains(expected), "{expected:?} missing from\n{metrics}");
+    }
     follower.wait().unwrap();
     let stats = checkpoint(&data)["stats"].clone();
     assert_eq!(stats["records"], 5_000);

@@ -141,7 +141,7 @@ pub struct Ingestor {
     paths: DataPaths,
     mode: Mode,
     store: Arc<EmbeddedOnlineStore>,
-    offline: ParquetOfflineStore,
+    offline: Arc<dyn OfflineStore>,
     dead_letters: Option<DeadLetters>,
     pending_events: Vec<HistoryEvent>,
     pending_labels: Vec<LabelUpdate>,
@@ -194,7 +194,7 @@ impl Ingestor {
         }
         let checkpoint = Checkpoint::load(&paths)?.unwrap_or_default();
         let store = load_snapshot(&paths, &checkpoint)?;
-        let offline = ParquetOfflineStore::new(paths.offline(), config.contract.clone());
+        let offline = crate::offline::open_store(&config, &paths)?;
         offline.discard_from(checkpoint.next_offset)?;
         let dead_letters = DeadLetters::open(&paths.dead_letters(), checkpoint.dead_letter_bytes)?;
         Ok(Self {
@@ -247,7 +247,9 @@ impl Ingestor {
         checkpoint: Checkpoint,
         store: EmbeddedOnlineStore,
     ) -> Self {
-        let offline = ParquetOfflineStore::new(paths.offline(), config.contract.clone());
+        // A reader never writes history: the local files stand in for any backend.
+        let offline: Arc<dyn OfflineStore> =
+            Arc::new(ParquetOfflineStore::new(paths.offline(), config.contract.clone()));
         Self {
             config,
             paths,

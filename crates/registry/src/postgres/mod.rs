@@ -31,6 +31,7 @@ use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
+use crate::election::{self, Leadership};
 use crate::error::{DbContext, RegistryError};
 use crate::migrate::{self, Migration, MigrationTx, SCHEMA_MIGRATIONS_DDL};
 use crate::registry::{Registry, Result};
@@ -47,6 +48,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 /// The first key of the registry's per-model advisory locks (the second is the name's
 /// hash), so they cannot collide with other users of advisory locks in the database.
 const MODEL_LOCK_CLASS: i32 = 0x4452_4c52; // "DRLR"
+/// The first key of the controller-election advisory locks (the second is the role's hash).
+const CONTROLLER_LOCK_CLASS: i32 = 0x4452_4c43; // "DRLC"
 /// The advisory lock held while migrating.
 const MIGRATION_LOCK: i64 = 0x4452_4c52_4d49_4752; // "DRLRMIGR"
 
@@ -547,5 +550,13 @@ impl Registry for PostgresRegistry {
 
     fn watch(&self) -> watch::Receiver<i64> {
         self.inner.changes.subscribe()
+    }
+
+    fn campaign(&self, role: &str) -> Leadership {
+        let connect = (*self.inner.pool.connect_options()).clone();
+        let role = role.to_string();
+        Leadership::campaign(move |sender| {
+            election::campaign_with_advisory_lock(connect, CONTROLLER_LOCK_CLASS, role, sender)
+        })
     }
 }

@@ -297,3 +297,11 @@ async fn a_database_from_a_newer_program_is_refused() {
 fn migrations_are_numbered_from_one() {
     crate::migrate::check_list(MIGRATIONS).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_replica_controls_a_model_and_a_successor_takes_over() {
+    let Some(db) = TestDb::create().await else { return };
+    let a = db.open().await;
+    let b = db.open().await;
+    suite::exactly_one_leader_and_a_successor(&a, &b).await;
+}

@@ -31,6 +31,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
+use crate::election::{self, Leadership};
 use crate::error::{DbContext, RegistryError};
 use crate::migrate::{self, Migration, MigrationTx, SCHEMA_MIGRATIONS_DDL};
 use crate::registry::{Registry, Result};
@@ -62,6 +63,8 @@ struct Inner {
     pool: SqlitePool,
     changes: Arc<watch::Sender<i64>>,
     poller: AbortHandle,
+    /// The database file, beside which election lock files live.
+    path: std::path::PathBuf,
 }
 
 impl Drop for Inner {
@@ -109,6 +112,7 @@ impl SqliteRegistry {
                 pool,
                 changes,
                 poller,
+                path: path.to_owned(),
             }),
         })
     }
@@ -569,4 +573,27 @@ impl Registry for SqliteRegistry {
     fn watch(&self) -> watch::Receiver<i64> {
         self.inner.changes.subscribe()
     }
+
+    fn campaign(&self, role: &str) -> Leadership {
+        let lock = election_lock_path(&self.inner.path, role);
+        let role = role.to_string();
+        Leadership::campaign(move |sender| election::campaign_with_file_lock(lock, role, sender))
+    }
+}
+
+/// `registry.db.<role>.lock` beside the database, the role's unsafe characters replaced.
+fn election_lock_path(database: &Path, role: &str) -> std::path::PathBuf {
+    let safe: String = role
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut name = database.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{safe}.lock"));
+    database.with_file_name(name)
 }

@@ -158,3 +158,11 @@ async fn a_database_from_a_newer_program_is_refused() {
 fn migrations_are_numbered_from_one() {
     crate::migrate::check_list(MIGRATIONS).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_process_controls_a_model_and_a_successor_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(&dir).await;
+    let b = open(&dir).await;
+    suite::exactly_one_leader_and_a_successor(&a, &b).await;
+}
