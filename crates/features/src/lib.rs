@@ -12,6 +12,8 @@ pub mod kafka;
 pub mod offline;
 pub mod online;
 pub mod paths;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod source;
 pub mod state;
 pub mod training;

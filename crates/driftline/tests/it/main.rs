@@ -7,6 +7,7 @@ mod drift;
 mod kafka;
 mod learnability;
 mod models;
+mod redis;
 mod serve;
 
 use std::path::{Path, PathBuf};

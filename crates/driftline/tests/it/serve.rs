@@ -35,7 +35,7 @@ pub(super) fn free_port() -> u16 {
         .port()
 }
 
-pub(super) struct Server(Child);
+pub(super) struct Server(pub(super) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
