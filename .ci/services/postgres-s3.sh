@@ -1,5 +1,6 @@
 # Sourced by .ci/run (under `set -euo pipefail`): makes sure PostgreSQL and Redis answer
-# on loopback, starting them when stopped, and that an S3-compatible server (moto) runs,
+# on loopback, starting them when stopped (and installing redis-server from Debian when
+# absent: the Redis tests also start private servers to stop under load), and that an S3-compatible server (moto) runs,
 # installing it from PyPI when absent; then exports where the backend tests find them.
 #
 # Exports DRIFTLINE_TEST_POSTGRES_URL, DRIFTLINE_TEST_REDIS_URL, DRIFTLINE_TEST_S3_ENDPOINT.
@@ -40,7 +41,17 @@ ci_pgs3_ensure_postgres() {
     ci_pgs3_wait PostgreSQL ci_pgs3_postgres_up
 }
 
+# The Redis tests also start private servers (redis-server) to stop and kill under load.
+ci_pgs3_install_redis() {
+    if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "installing redis-server from Debian"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+}
+
 ci_pgs3_ensure_redis() {
+    ci_pgs3_install_redis
     if ci_pgs3_redis_up; then
         echo "Redis answers on 127.0.0.1:6379"
         return 0
@@ -102,4 +113,5 @@ export DRIFTLINE_TEST_POSTGRES_URL=${DRIFTLINE_TEST_POSTGRES_URL:-postgres://pos
 export DRIFTLINE_TEST_REDIS_URL=${DRIFTLINE_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 export DRIFTLINE_TEST_S3_ENDPOINT
 echo "DRIFTLINE_TEST_POSTGRES_URL=$DRIFTLINE_TEST_POSTGRES_URL"
+echo "DRIFTLINE_TEST_REDIS_URL=$DRIFTLINE_TEST_REDIS_URL"
 echo "DRIFTLINE_TEST_S3_ENDPOINT=$DRIFTLINE_TEST_S3_ENDPOINT"

@@ -32,6 +32,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub serve: ServeSettings,
     pub kafka: KafkaSettings,
+    pub online_store: OnlineStoreSettings,
     pub redis: RedisSettings,
     pub registry: RegistrySettings,
     pub offline_store: OfflineStoreSettings,
@@ -307,7 +308,27 @@ where
         .collect())
 }
 
-/// `[redis]`: the scale-out online store.
+/// `[online_store]`: where per-entity feature state lives for serving.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnlineStoreSettings {
+    /// `embedded` (default): in the process, rebuilt from the data directory's log, and
+    /// `serve` ingests that log itself. `redis`: the `[redis]` server, written by
+    /// `driftline ingest` workers and read by every `serve` replica (which then ingests
+    /// nothing itself). Env `DRIFTLINE_ONLINE_STORE`.
+    pub backend: OnlineBackend,
+}
+
+/// Which store holds online feature state.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineBackend {
+    #[default]
+    Embedded,
+    Redis,
+}
+
+/// `[redis]`: the scale-out online store (one key per entity, `{key_prefix}state:{id}`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSettings {
@@ -315,8 +336,22 @@ pub struct RedisSettings {
     pub host: String,
     /// Env `REDIS_PORT`.
     pub port: u16,
+    /// The database number (`SELECT`).
+    pub db: u32,
+    /// The ACL user name, when the server has users (Redis 6+); unset: `default`.
+    pub username: Option<String>,
+    /// The password (`AUTH`); unset: none. Env `REDIS_PASSWORD`.
+    pub password: Option<String>,
     /// Prefix of every key driftline writes.
     pub key_prefix: String,
+    /// Seconds an entity's state lives after its last write (refreshed by every write), so
+    /// entities that stopped sending events do not stay for ever. 0: no expiry. At least
+    /// the features' retention span (longest window plus allowed lateness), since state
+    /// younger than that still counts in a window.
+    pub ttl_seconds: u64,
+    /// `serve`'s deadline for reading feature state, in milliseconds. A read that misses
+    /// it is answered from the request alone (`"features": "request_only"`), never a 5xx.
+    pub timeout_ms: u64,
 }
 
 impl Default for RedisSettings {
@@ -324,7 +359,12 @@ impl Default for RedisSettings {
         Self {
             host: "localhost".into(),
             port: 6379,
+            db: 0,
+            username: None,
+            password: None,
             key_prefix: "driftline:".into(),
+            ttl_seconds: 35 * 86_400,
+            timeout_ms: 25,
         }
     }
 }
@@ -350,6 +390,27 @@ pub enum OfflineBackend {
     #[default]
     Parquet,
     Postgres,
+}
+
+impl RedisSettings {
+    fn check(&self, retention: crate::time::Span) -> Result<(), ConfigError> {
+        if self.host.is_empty() || self.port == 0 {
+            return Err(ConfigError::Invalid(
+                "redis.host must not be empty and redis.port must be from 1 to 65535".into(),
+            ));
+        }
+        if self.timeout_ms == 0 {
+            return Err(ConfigError::Invalid("redis.timeout_ms must be at least 1".into()));
+        }
+        let retention_seconds = retention.micros().max(0) as u64 / 1_000_000;
+        if self.ttl_seconds != 0 && self.ttl_seconds < retention_seconds {
+            return Err(ConfigError::Invalid(format!(
+                "redis.ttl_seconds: {} is shorter than the features' retention span ({} s, the longest window plus the allowed lateness), so state a window still counts would expire; use at least that, or 0 for no expiry",
+                self.ttl_seconds, retention_seconds
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `[registry]`: where model versions, aliases and the audit log live.
@@ -867,6 +928,18 @@ pub const ENV_VARS: &[(&str, EnvSetter)] = &[
         };
         Ok(())
     }),
+    ("REDIS_PASSWORD", |s, v| {
+        s.redis.password = Some(v.into());
+        Ok(())
+    }),
+    ("DRIFTLINE_ONLINE_STORE", |s, v| {
+        s.online_store.backend = match v.trim() {
+            "embedded" => OnlineBackend::Embedded,
+            "redis" => OnlineBackend::Redis,
+            _ => return Err(format!("expected embedded or redis, got '{v}'")),
+        };
+        Ok(())
+    }),
     ("POSTGRES_HOST", |s, v| {
         s.postgres.host = non_empty(v)?;
         Ok(())
@@ -1019,6 +1092,7 @@ impl Config {
         settings.registry.check()?;
         settings.object_store.check()?;
         settings.kafka.check()?;
+        settings.redis.check(features.retention)?;
         settings
             .serve
             .rollout
@@ -1115,6 +1189,45 @@ mod tests {
                 "[object_store]\nbackend = \"s3\"\nendpoint = \"minio:9000\"\n",
                 "object_store.endpoint",
             ),
+        ] {
+            let err = Config::check(Settings::from_toml(toml).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_online_store_is_chosen_by_key_or_env_and_redis_settings_are_checked() {
+        let s =
+            Settings::from_toml("[online_store]\nbackend = \"redis\"\n[redis]\nttl_seconds = 0\n").unwrap();
+        assert_eq!(s.online_store.backend, OnlineBackend::Redis);
+        Config::check(s).unwrap();
+        let mut s = Settings::default();
+        assert_eq!(s.online_store.backend, OnlineBackend::Embedded);
+        s.apply_env(env(&[
+            ("DRIFTLINE_ONLINE_STORE", "redis"),
+            ("REDIS_PASSWORD", "pw"),
+        ]))
+        .unwrap();
+        assert_eq!(s.online_store.backend, OnlineBackend::Redis);
+        assert_eq!(s.redis.password.as_deref(), Some("pw"));
+        let err = s
+            .apply_env(env(&[("DRIFTLINE_ONLINE_STORE", "memcached")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DRIFTLINE_ONLINE_STORE") && err.contains("memcached"),
+            "{err}"
+        );
+        let err = Settings::from_toml("[online_store]\nbackend = \"memcached\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `memcached`"), "{err}");
+        for (toml, key) in [
+            ("[redis]\ntimeout_ms = 0\n", "redis.timeout_ms"),
+            ("[redis]\nttl_seconds = 86400\n", "redis.ttl_seconds"),
+            ("[redis]\nhost = \"\"\n", "redis.host"),
         ] {
             let err = Config::check(Settings::from_toml(toml).unwrap())
                 .unwrap_err()

@@ -34,6 +34,10 @@ impl Feed for KafkaFeed {
         self.commit(next_offset)
             .map_err(|e| IngestError::Feed(Box::new(e)))
     }
+
+    fn assignment_epoch(&self) -> u64 {
+        KafkaFeed::assignment_epoch(self)
+    }
 }
 
 /// Where the feed of `topic` records its positions in the data directory.

@@ -14,6 +14,8 @@ pub mod offline;
 pub mod offline_pg;
 pub mod online;
 pub mod paths;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod source;
 pub mod state;
 pub mod training;

@@ -76,6 +76,22 @@ pub trait OnlineStore: Send + Sync {
     }
 }
 
+/// A store other processes read (Redis when scaled out) that ingest keeps in step with
+/// its own state: what a worker changed is published after every batch, and an entity
+/// another writer may have moved on is checked before it is applied to. Why ingest keeps
+/// its own state beside it: see [`crate::redis`].
+pub trait SharedOnlineStore: Send + Sync {
+    /// The stored states of `entities` that another writer wrote last, in order (`None`:
+    /// absent, or last written by this writer).
+    fn foreign_states(&self, entities: &[&str]) -> Result<Vec<Option<EntityState>>, StoreError>;
+
+    /// Stores the current states of `entities` as `local` holds them.
+    fn publish(&self, entities: &[&str], local: &EmbeddedOnlineStore) -> Result<(), StoreError>;
+
+    /// Where it is, for messages.
+    fn describe(&self) -> String;
+}
+
 const SHARDS: usize = 64;
 const SNAPSHOT_MAGIC: &[u8; 8] = b"DLSNAP01";
 

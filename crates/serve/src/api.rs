@@ -21,6 +21,8 @@ use driftline_core::contract::{IdSource, ValidateContext};
 use driftline_core::event::{Event, FieldError, Record};
 use driftline_core::features::FeatureVector;
 use driftline_core::time::Timestamp;
+use driftline_features::online::EmbeddedOnlineStore;
+use driftline_features::redis::ReadError;
 use driftline_features::state::{AsOf, EntityState, EventKey};
 use driftline_models::model::Model;
 use serde::{Deserialize, Serialize};
@@ -33,11 +35,11 @@ use crate::controller;
 use crate::error::ApiError;
 use crate::feedback::Prediction;
 use crate::ingest::{Appended, Kind, MAX_RECORDS};
-use crate::metrics::Variant;
+use crate::metrics::{StoreOp, Variant};
 use crate::models::reload;
 use crate::rollout::{self, RolloutPlan};
 use crate::shadow::ShadowJob;
-use crate::state::AppState;
+use crate::state::{AppState, OnlineState};
 
 /// The routes of the server.
 pub fn app(state: Arc<AppState>) -> Router {
@@ -89,6 +91,9 @@ pub struct PredictResponse {
     pub canary_variant: &'static str,
     pub trace_id: String,
     pub event_id: String,
+    /// `online` (the entity's state was read) or `request_only` (the online store did not
+    /// answer within its deadline, so only the request's own fields were used).
+    pub features: &'static str,
 }
 
 async fn predict(
@@ -96,9 +101,16 @@ async fn predict(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PredictResponse>, ApiError> {
     let started = Instant::now();
-    let outcome = match body {
-        Ok(body) => score(&state, &body),
-        Err(rejection) => Outcome::refused(body_error(rejection, state.body_limit)),
+    let outcome = match body.map_err(|r| body_error(r, state.body_limit)) {
+        Ok(body) => match parse_event(&state, &body) {
+            Ok(event) => {
+                let lookup_started = Instant::now();
+                let fetched = fetch(&state, &event.entity).await;
+                score(&state, event, fetched, lookup_started)
+            }
+            Err(error) => Outcome::refused(error),
+        },
+        Err(error) => Outcome::refused(error),
     };
     outcome.record(&state, started);
     outcome.result.map(Json)
@@ -161,10 +173,19 @@ async fn predict_batch(
     if state.champion.load().is_none() {
         return Err(ApiError::NoModel);
     }
+    let events: Vec<Result<Event, ApiError>> = batch
+        .requests
+        .iter()
+        .map(|request| parse_event(&state, request.get().as_bytes()))
+        .collect();
+    let mut fetched = fetch_batch(&state, &events).await.into_iter();
     let mut results = Vec::with_capacity(batch.requests.len());
-    for (i, request) in batch.requests.iter().enumerate() {
+    for (i, event) in events.into_iter().enumerate() {
         let started = Instant::now();
-        let outcome = score(&state, request.get().as_bytes());
+        let outcome = match event {
+            Ok(event) => score(&state, event, fetched.next().expect("one per event"), started),
+            Err(error) => Outcome::refused(error),
+        };
         outcome.record(&state, started);
         results.push(match outcome.result {
             Ok(response) => serde_json::to_value(response).expect("responses serialise"),
@@ -191,13 +212,10 @@ fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
-/// Validates the request, picks the variant, computes the entity's vector and scores it.
-/// Each model slot is read once, so one request sees one consistent set of models.
-fn score(state: &AppState, body: &[u8]) -> Outcome {
-    let event = match parse_event(state, body) {
-        Ok(event) => event,
-        Err(error) => return Outcome::refused(error),
-    };
+/// Picks the variant for a validated event, computes the entity's vector from its
+/// fetched state and scores it. Each model slot is read once, so one request sees one
+/// consistent set of models.
+fn score(state: &AppState, event: Event, fetched: Fetched, lookup_started: Instant) -> Outcome {
     let Some(champion) = state.champion.load_full() else {
         return Outcome::refused(ApiError::NoModel);
     };
@@ -212,7 +230,7 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
         _ => (Variant::Baseline, champion.clone()),
     };
     state.observe_event_time(event.ts);
-    let vector = online_vector(state, &event);
+    let (vector, features) = online_vector(state, &event, fetched, lookup_started);
     let score = model.bundle.model.predict_proba_row(&vector.values);
     if !score.is_finite() {
         let error = ApiError::Internal(format!("model v{} produced score {score}", model.version.version));
@@ -257,6 +275,7 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
         canary_variant: variant.name(),
         trace_id: format!("{:032x}", rand::random::<u128>()),
         event_id: event.event_id,
+        features: features.name(),
     };
     Outcome {
         variant,
@@ -308,18 +327,100 @@ fn parse_event(state: &AppState, body: &[u8]) -> Result<Event, ApiError> {
     }
 }
 
-/// The entity's vector for `event` from its online state strictly before the event.
-fn online_vector(state: &AppState, event: &Event) -> FeatureVector {
-    let started = Instant::now();
+/// An entity's state as fetched for a request.
+enum Fetched<'a> {
+    /// The embedded store: read in place when the vector is computed, no copy.
+    InPlace(&'a EmbeddedOnlineStore),
+    /// Read from Redis (`None`: no state yet).
+    Remote(Option<EntityState>),
+    /// The store did not answer in time, or is marked down.
+    Unavailable,
+}
+
+/// What a prediction's features were computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Features {
+    Online,
+    RequestOnly,
+}
+
+impl Features {
+    fn name(self) -> &'static str {
+        match self {
+            Features::Online => "online",
+            Features::RequestOnly => "request_only",
+        }
+    }
+}
+
+/// The state of one entity: nothing to do for the embedded store, one `GET` with the
+/// deadline for Redis.
+async fn fetch<'a>(state: &'a AppState, entity: &str) -> Fetched<'a> {
+    match &state.store {
+        OnlineState::Embedded(store) => Fetched::InPlace(store),
+        OnlineState::Redis(reader) => match reader.get(entity).await {
+            Ok(found) => Fetched::Remote(found),
+            Err(error) => unavailable(state, &error),
+        },
+    }
+}
+
+/// The states of a batch's valid events (one per `Ok`, in order): for Redis one `MGET`.
+async fn fetch_batch<'a>(state: &'a AppState, events: &[Result<Event, ApiError>]) -> Vec<Fetched<'a>> {
+    let entities: Vec<&str> = events.iter().flatten().map(|e| e.entity.as_str()).collect();
+    match &state.store {
+        OnlineState::Embedded(store) => entities.iter().map(|_| Fetched::InPlace(store)).collect(),
+        OnlineState::Redis(reader) => match reader.get_many(&entities).await {
+            Ok(found) => found.into_iter().map(Fetched::Remote).collect(),
+            Err(error) => {
+                unavailable(state, &error);
+                entities.iter().map(|_| Fetched::Unavailable).collect()
+            }
+        },
+    }
+}
+
+/// Counts a failed read (one that reached Redis; a breaker skip is not an error).
+fn unavailable<'a>(state: &AppState, error: &ReadError) -> Fetched<'a> {
+    if error.attempted() {
+        state.metrics.observe_store_error(StoreOp::Get);
+        tracing::debug!(%error, "online state read failed");
+    }
+    Fetched::Unavailable
+}
+
+/// The entity's vector for `event` from its online state strictly before the event, or
+/// from the request alone when the state could not be fetched.
+fn online_vector(
+    state: &AppState,
+    event: &Event,
+    fetched: Fetched,
+    started: Instant,
+) -> (FeatureVector, Features) {
     let as_of = AsOf::Before(EventKey::of(event));
-    let vector = state.store.with_state(&event.entity, |entity| match entity {
-        Some(entity) => state.engine.vector(entity, Some(event), as_of),
-        None => state
-            .engine
-            .vector(&EntityState::new(event.values.len()), Some(event), as_of),
-    });
+    let empty = || EntityState::new(event.values.len());
+    let result = match fetched {
+        Fetched::InPlace(store) => {
+            let vector = store.with_state(&event.entity, |entity| match entity {
+                Some(entity) => state.engine.vector(entity, Some(event), as_of),
+                None => state.engine.vector(&empty(), Some(event), as_of),
+            });
+            (vector, Features::Online)
+        }
+        Fetched::Remote(entity) => {
+            let entity = entity.unwrap_or_else(empty);
+            (state.engine.vector(&entity, Some(event), as_of), Features::Online)
+        }
+        Fetched::Unavailable => {
+            state.metrics.observe_degraded();
+            (
+                state.engine.vector(&empty(), Some(event), as_of),
+                Features::RequestOnly,
+            )
+        }
+    };
     state.metrics.observe_lookup(started.elapsed());
-    vector
+    result
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -342,6 +443,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let mut text = state.metrics.render();
+    state.metrics.render_online_store(&mut text, state.store.is_up());
     state.shadow_metrics.render(&mut text);
     state.data_drift.render(&mut text);
     state.concept.render(&mut text);

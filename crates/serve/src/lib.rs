@@ -17,7 +17,8 @@
 //! - [`retrain`]: the closed loop: triggers, retraining through the gates, rollout.
 //! - [`dashboard`]: the built-in dashboard page and `/v1/traffic`.
 //! - [`openapi`]: the OpenAPI document, checked against the routes.
-//! - [`server`]: startup (in-process ingest, registry, hot swap) and the listener.
+//! - [`server`]: startup (in-process ingest or the Redis online store, registry, hot
+//!   swap) and the listener.
 //!
 //! Key decision: HTTP types live only here; every request is answered by the same
 //! contract, feature engine and model code the rest of driftline uses.
@@ -39,5 +40,7 @@ pub mod server;
 pub mod shadow;
 pub mod state;
 
+#[cfg(test)]
+mod redis_tests;
 #[cfg(test)]
 mod tests;

@@ -254,6 +254,27 @@ pub struct ServeMetrics {
     rollout_step: AtomicU64,
     canary_ratio_bits: AtomicU64,
     rollbacks: AtomicU64,
+    online_store_degraded: AtomicU64,
+    /// Failed online-store reads and writes.
+    online_store_errors: [AtomicU64; 2],
+}
+
+/// An online-store operation, the `op` label of `driftline_online_store_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    Get,
+    Put,
+}
+
+impl StoreOp {
+    const ALL: [StoreOp; 2] = [StoreOp::Get, StoreOp::Put];
+
+    fn name(self) -> &'static str {
+        match self {
+            StoreOp::Get => "get",
+            StoreOp::Put => "put",
+        }
+    }
 }
 
 impl ServeMetrics {
@@ -360,6 +381,46 @@ impl ServeMetrics {
     /// One online-store lookup (feature state read and vector computed).
     pub fn observe_lookup(&self, elapsed: Duration) {
         self.online_lookup.observe(elapsed);
+    }
+
+    /// A prediction answered from request features alone because the online store did not
+    /// answer in time.
+    pub fn observe_degraded(&self) {
+        self.online_store_degraded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A failed online-store operation.
+    pub fn observe_store_error(&self, op: StoreOp) {
+        self.online_store_errors[op as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Predictions answered from request features alone so far.
+    pub fn degraded(&self) -> u64 {
+        self.online_store_degraded.load(Ordering::Relaxed)
+    }
+
+    /// `driftline_online_store_up`, `driftline_online_store_degraded_total` and
+    /// `driftline_online_store_errors_total{op}`; `up` is whether reads succeed now.
+    pub fn render_online_store(&self, out: &mut String, up: bool) {
+        let _ = write!(
+            out,
+            "# HELP driftline_online_store_up Whether the online store answers reads (1) or is down (0).\n\
+             # TYPE driftline_online_store_up gauge\ndriftline_online_store_up {}\n\
+             # HELP driftline_online_store_degraded_total Predictions answered from request features alone because the online store did not answer within its deadline.\n\
+             # TYPE driftline_online_store_degraded_total counter\ndriftline_online_store_degraded_total {}\n\
+             # HELP driftline_online_store_errors_total Failed online-store operations (timeouts included); serve only reads, ingest workers write.\n\
+             # TYPE driftline_online_store_errors_total counter\n",
+            u8::from(up),
+            self.online_store_degraded.load(Ordering::Relaxed)
+        );
+        for op in StoreOp::ALL {
+            let _ = writeln!(
+                out,
+                "driftline_online_store_errors_total{{op=\"{}\"}} {}",
+                op.name(),
+                self.online_store_errors[op as usize].load(Ordering::Relaxed)
+            );
+        }
     }
 
     /// The champion now serving.
@@ -549,6 +610,24 @@ mod tests {
             "serving_app_requests_total{model_variant=\"baseline\"} 2",
             "serving_app_request_exceptions_total{model_variant=\"canary\"} 0",
             "driftline_online_lookup_seconds_count 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn online_store_metrics_count_by_op() {
+        let m = ServeMetrics::default();
+        m.observe_degraded();
+        m.observe_degraded();
+        m.observe_store_error(StoreOp::Get);
+        let mut text = String::new();
+        m.render_online_store(&mut text, false);
+        for line in [
+            "driftline_online_store_up 0",
+            "driftline_online_store_degraded_total 2",
+            "driftline_online_store_errors_total{op=\"get\"} 1",
+            "driftline_online_store_errors_total{op=\"put\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

@@ -150,14 +150,16 @@ pub fn document() -> Value {
                                   "event_ts": {"type": "string", "format": "date-time"},
                                   "label": {"type": "integer", "enum": [0, 1]}}}}},
                 "PredictResponse": {"type": "object",
-                    "required": ["user_id", "model_version", "score", "decision", "canary_variant", "trace_id", "event_id"],
+                    "required": ["user_id", "model_version", "score", "decision", "canary_variant", "trace_id", "event_id", "features"],
                     "properties": {
                         "user_id": {"type": "string"}, "model_version": {"type": "string"},
                         "score": {"type": "number", "minimum": 0, "maximum": 1},
                         "decision": {"type": "string", "enum": ["approve", "decline"]},
                         "canary_variant": {"type": "string", "enum": ["baseline", "canary"]},
                         "trace_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-                        "event_id": {"type": "string"}}},
+                        "event_id": {"type": "string"},
+                        "features": {"type": "string", "enum": ["online", "request_only"],
+                            "description": "online: computed from the user's state in the online store. request_only: the store (Redis) did not answer within redis.timeout_ms or is down, so the vector holds the request's own fields and no history (counted in driftline_online_store_degraded_total); the answer is still a 200."}}},
                 "Error": {"type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string", "enum": ["malformed_json", "invalid_input", "body_too_large", "no_model", "not_found", "conflict", "unauthorized", "busy", "internal"]},
                     "message": {"type": "string"},

@@ -6,17 +6,21 @@
 //! Key decision: in embedded mode the server owns the data directory's ingest (it takes
 //! the ingest lock and follows the log on a thread), so the online state it reads is the
 //! one ingest writes, with no copy and no network hop. A stop without a checkpoint loses
-//! nothing: restart replays the log from the last checkpoint, as ingest always does.
+//! nothing: restart replays the log from the last checkpoint, as ingest always does. With
+//! `[online_store] backend = "redis"` the server ingests nothing: `driftline ingest`
+//! workers write state to Redis and every replica reads it there (events posted to
+//! `/v1/events` still go to the data directory's log, for an `ingest --follow` on it).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use driftline_core::config::Config;
+use driftline_core::config::{Config, OnlineBackend};
 use driftline_drift::monitor::MonitorConfig;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
 use driftline_features::offline::{OfflineStore, open_store};
 use driftline_features::paths::DataPaths;
+use driftline_features::redis::RedisStateReader;
 use driftline_stream::log::{LogConfig, LogReader};
 
 use crate::api::app;
@@ -26,7 +30,7 @@ use crate::models::{Control, reload, watch_registry};
 use crate::monitor::{self, DataWatch};
 use crate::retrain::{self, Retrainer};
 use crate::shadow::Shadow;
-use crate::state::AppState;
+use crate::state::{AppState, OnlineState};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +38,9 @@ pub enum ServeError {
     /// Opening or restoring feature state failed (another ingest holding the lock, say).
     #[error("starting ingest: {0}")]
     Ingest(String),
+    /// The online store could not be set up (a bad `[redis]` setting, say).
+    #[error("opening the online store: {0}")]
+    OnlineStore(String),
     /// The registry or artifact store could not be opened.
     #[error(transparent)]
     Registry(#[from] driftline_registry::OpenError),
@@ -90,8 +97,8 @@ pub async fn start(config: Config) -> Result<Arc<AppState>, ServeError> {
     let data_dir = config.settings.data_dir();
     let paths = DataPaths::new(&data_dir);
     let engine = FeatureEngine::from_config(&config);
-    let ingestor = open_ingest(&config, &paths)?;
-    let mut state = AppState::new(config.contract.clone(), engine, ingestor.store().clone());
+    let (store, ingestor) = open_online_state(&config, &paths).await?;
+    let mut state = AppState::with_store(config.contract.clone(), engine, store);
     state.set_canary_ratio(config.settings.serve.canary_split);
     state.assignment = config.settings.serve.canary_assignment;
     state.admin_token = config.settings.serve.admin_token.clone();
@@ -114,8 +121,10 @@ pub async fn start(config: Config) -> Result<Arc<AppState>, ServeError> {
             LogConfig::from_settings(&config.settings.log),
         ))
         .ok();
-    state.metrics.observe_ingest(ingestor.next_offset(), 0, 0);
-    follow_log(ingestor, paths.clone(), state.clone());
+    if let Some(ingestor) = ingestor {
+        state.metrics.observe_ingest(ingestor.next_offset(), 0, 0);
+        follow_log(ingestor, paths.clone(), state.clone());
+    }
     let stores = driftline_registry::open(&config.settings).await?;
     let control = Control {
         registry: stores.registry,
@@ -147,6 +156,32 @@ async fn open_offline(config: &Config, paths: &DataPaths) -> Result<Arc<dyn Offl
         .await
         .map_err(|e| ServeError::Ingest(e.to_string()))?
         .map_err(|e| ServeError::Ingest(format!("opening the offline store: {e}")))
+}
+
+/// The store `/predict` reads and, in embedded mode, the ingest that keeps it fresh.
+async fn open_online_state(
+    config: &Config,
+    paths: &DataPaths,
+) -> Result<(OnlineState, Option<Ingestor>), ServeError> {
+    match config.settings.online_store.backend {
+        OnlineBackend::Embedded => {
+            let ingestor = open_ingest(config, paths)?;
+            Ok((OnlineState::Embedded(ingestor.store().clone()), Some(ingestor)))
+        }
+        OnlineBackend::Redis => {
+            let reader = RedisStateReader::new(&config.settings.redis)
+                .map_err(|e| ServeError::OnlineStore(e.to_string()))?;
+            match reader.ping().await {
+                Ok(()) => tracing::info!(redis = reader.address(), "reading online state from Redis"),
+                Err(error) => tracing::warn!(
+                    redis = reader.address(),
+                    %error,
+                    "Redis does not answer yet; predictions use request features alone until it does"
+                ),
+            }
+            Ok((OnlineState::Redis(reader), None))
+        }
+    }
 }
 
 fn open_ingest(config: &Config, paths: &DataPaths) -> Result<Ingestor, ServeError> {

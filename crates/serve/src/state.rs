@@ -15,6 +15,7 @@ use driftline_core::time::Timestamp;
 use driftline_drift::monitor::MonitorConfig;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::online::EmbeddedOnlineStore;
+use driftline_features::redis::RedisStateReader;
 use driftline_registry::ModelVersion;
 use driftline_training::bundle::ModelBundle;
 
@@ -27,6 +28,25 @@ use crate::monitor::{ConceptWatch, DataWatch};
 use crate::retrain::Retrainer;
 use crate::rollout::{RolloutPlan, RolloutStatus};
 use crate::shadow::{Shadow, ShadowMetrics};
+
+/// Where `/predict` reads entity state.
+pub enum OnlineState {
+    /// In this process, kept fresh by the server's own ingest thread; read in place.
+    Embedded(Arc<EmbeddedOnlineStore>),
+    /// Redis, kept fresh by `driftline ingest` workers; read with `redis.timeout_ms` as
+    /// the deadline, request-only features when it is missed.
+    Redis(RedisStateReader),
+}
+
+impl OnlineState {
+    /// Whether reads currently succeed (always for the embedded store).
+    pub fn is_up(&self) -> bool {
+        match self {
+            OnlineState::Embedded(_) => true,
+            OnlineState::Redis(reader) => reader.is_up(),
+        }
+    }
+}
 
 /// A registered version loaded for serving.
 #[derive(Debug)]
@@ -43,8 +63,8 @@ pub struct AppState {
     pub contract: Contract,
     /// Computes feature vectors, the same code as training.
     pub engine: FeatureEngine,
-    /// Per-entity feature state, kept fresh by the ingest follower.
-    pub store: Arc<EmbeddedOnlineStore>,
+    /// Per-entity feature state, kept fresh by ingest (in-process, or workers via Redis).
+    pub store: OnlineState,
     /// The model answering `/predict`; `None` until a champion exists.
     pub champion: ArcSwapOption<LoadedModel>,
     /// The model being rolled out, answering the canary share of traffic.
@@ -96,8 +116,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State with no model loaded yet.
+    /// State with no model loaded yet, over an embedded store.
     pub fn new(contract: Contract, engine: FeatureEngine, store: Arc<EmbeddedOnlineStore>) -> Self {
+        Self::with_store(contract, engine, OnlineState::Embedded(store))
+    }
+
+    /// State with no model loaded yet, over any online store.
+    pub fn with_store(contract: Contract, engine: FeatureEngine, store: OnlineState) -> Self {
         AppState {
             contract,
             engine,

@@ -22,7 +22,7 @@ use crate::api::app;
 use crate::state::{AppState, LoadedModel};
 
 /// A logistic model over the fraud features where a larger amount means fraud.
-fn model(version: u32, config: &Config) -> LoadedModel {
+pub(crate) fn model(version: u32, config: &Config) -> LoadedModel {
     model_with(version, config, false)
 }
 
@@ -111,7 +111,12 @@ fn state(with_model: bool) -> Arc<AppState> {
     Arc::new(state)
 }
 
-async fn call(state: &Arc<AppState>, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+pub(crate) async fn call(
+    state: &Arc<AppState>,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
     let request = Request::builder()
         .method(method)
         .uri(uri)

@@ -148,6 +148,8 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
 /// The demo's own settings on top of the defaults, printed so a reader can reproduce them.
 fn demo_settings(config: &mut Config) {
     let s = &mut config.settings;
+    // The demo needs no servers: its state lives in its own data directory.
+    s.online_store.backend = driftline_core::config::OnlineBackend::Embedded;
     s.ingest.checkpoint_interval = Span::from_seconds(1);
     s.serve.canary_split = 0.0;
     s.serve.shadow_enabled = false;

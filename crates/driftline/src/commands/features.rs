@@ -6,13 +6,15 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Subcommand;
-use driftline_core::config::Config;
+use driftline_core::config::{Config, OnlineBackend};
 use driftline_core::time::Timestamp;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
 use driftline_features::offline::open_store;
+use driftline_features::online::OnlineStore;
 use driftline_features::paths::DataPaths;
-use driftline_features::state::{AsOf, EventKey};
+use driftline_features::redis::RedisOnlineStore;
+use driftline_features::state::{AsOf, EntityState, EventKey};
 use driftline_features::training::{TrainingSetWriter, TrainingSummary, TrainingWindow, replay};
 
 use super::{emit, thousands};
@@ -75,31 +77,57 @@ pub fn get(
     at: Option<Timestamp>,
 ) -> anyhow::Result<serde_json::Value> {
     let engine = FeatureEngine::from_config(&config);
+    if config.settings.online_store.backend == OnlineBackend::Redis {
+        let redis = &config.settings.redis;
+        // Writer 0: this process only reads.
+        let store = RedisOnlineStore::open(redis, 0).context("opening the Redis online store")?;
+        let state = store
+            .get(user_id)
+            .with_context(|| format!("reading '{user_id}' from Redis"))?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "no state for '{user_id}' in Redis at {}",
+                    store.describe()
+                ))
+            })?;
+        return Ok(vector_json(&engine, &state, user_id, at));
+    }
     let ingestor = Ingestor::restore(config, paths.clone()).context("rebuilding feature state")?;
     ingestor.store().with_state(user_id, |state| {
         let state = state
             .filter(|s| !s.is_empty())
             .ok_or_else(|| UsageError(format!("no events for '{user_id}' in {}", paths.root().display())))?;
-        let (as_of, label) = match at {
-            Some(ts) => (
-                AsOf::Before(EventKey {
-                    ts: ts.micros(),
-                    id: 0,
-                }),
-                ts,
-            ),
-            None => {
-                let latest = Timestamp(state.latest_key().expect("non-empty").ts);
-                (AsOf::Through(latest), latest)
-            }
-        };
-        let vector = engine.vector(state, None, as_of);
-        Ok(serde_json::json!({
-            "user_id": user_id,
-            "as_of": label.to_rfc3339(),
-            "events_considered": state.position(as_of),
-            "features": vector.to_json(engine.spec()),
-        }))
+        Ok(vector_json(&engine, state, user_id, at))
+    })
+}
+
+/// The vector of a non-empty state as JSON: as of `at`, or through its latest event.
+fn vector_json(
+    engine: &FeatureEngine,
+    state: &EntityState,
+    user_id: &str,
+    at: Option<Timestamp>,
+) -> serde_json::Value {
+    let (as_of, label) = match at {
+        Some(ts) => (
+            AsOf::Before(EventKey {
+                ts: ts.micros(),
+                id: 0,
+            }),
+            ts,
+        ),
+        None => {
+            let latest = Timestamp(state.latest_key().expect("non-empty").ts);
+            (AsOf::Through(latest), latest)
+        }
+    };
+    let vector = engine.vector(state, None, as_of);
+    serde_json::json!({
+        "user_id": user_id,
+        "as_of": label.to_rfc3339(),
+        "events_considered": state.position(as_of),
+        "features": vector.to_json(engine.spec()),
     })
 }
 

@@ -313,6 +313,11 @@ fn summarize(
         thousands(ingestor.store().len() as u64),
         thousands(ingestor.next_offset())
     ));
+    if let Some(shared) = ingestor.shared_store() {
+        lines.push(format!(
+            "every changed entity's state written to Redis at {shared}"
+        ));
+    }
 }
 
 fn delta(after: IngestStats, before: IngestStats) -> IngestStats {

@@ -18,7 +18,7 @@ fn required() -> bool {
 }
 
 /// A fresh topic of `partitions` on the test broker, or `None` (having said why).
-fn topic(partitions: i32) -> Option<KafkaSettings> {
+pub(super) fn topic(partitions: i32) -> Option<KafkaSettings> {
     let brokers =
         std::env::var("DRIFTLINE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string());
     let unique = format!(
@@ -51,7 +51,7 @@ fn topic(partitions: i32) -> Option<KafkaSettings> {
 /// passes them, and the group from `config` (a file name in `dir`). A short session
 /// timeout lets a restarted worker rejoin soon after a `kill -9`; with librdkafka's
 /// default (45 s) the group waits that long for the dead member.
-fn with_kafka(dir: &Path, kafka: &KafkaSettings, config: &str, group: &str) -> Command {
+pub(super) fn with_kafka(dir: &Path, kafka: &KafkaSettings, config: &str, group: &str) -> Command {
     std::fs::write(
         dir.join(config),
         format!(
@@ -67,7 +67,7 @@ fn with_kafka(dir: &Path, kafka: &KafkaSettings, config: &str, group: &str) -> C
     command
 }
 
-fn ok(mut command: Command, args: &[&str]) -> Output {
+pub(super) fn ok(mut command: Command, args: &[&str]) -> Output {
     let output = command.args(args).output().expect("driftline runs");
     assert!(
         output.status.success(),
@@ -105,7 +105,7 @@ fn features(dir: &Path, data: &Path, user: &str) -> String {
 /// batch with the batches after it, losing the rest of that batch for any consumer that
 /// resumes there (a broker bug; Kafka returns the batch holding the offset). With one
 /// message per batch every resume point is a batch boundary.
-fn produce_lines(kafka: &KafkaSettings, file: &Path) -> usize {
+pub(super) fn produce_lines(kafka: &KafkaSettings, file: &Path) -> usize {
     let mut producer_settings = kafka.clone();
     producer_settings
         .properties

@@ -8,6 +8,7 @@ mod kafka;
 mod learnability;
 mod models;
 mod replicas;
+mod redis;
 mod serve;
 
 use std::path::{Path, PathBuf};

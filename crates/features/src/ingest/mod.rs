@@ -9,15 +9,19 @@
 //! checkpoint is undone (uncommitted history files deleted, the dead-letter file cut
 //! back), so a `kill -9` at any moment followed by a restart ends in exactly the state
 //! of one uninterrupted run. Readers (`serve`, `features get`) use the same code in
-//! read-only mode: latest snapshot, then replay of the log tail.
+//! read-only mode: latest snapshot, then replay of the log tail. With `[online_store]
+//! backend = "redis"` the ingest process also publishes every entity a batch changed to
+//! Redis before the next batch (so before the checkpoint that commits Kafka offsets), and
+//! checks entities another worker may have written against it (see [`crate::redis`]).
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use driftline_core::config::Config;
+use driftline_core::config::{Config, OnlineBackend};
 use driftline_core::contract::{IdSource, ValidateContext};
 use driftline_core::event::{Event, InvalidRecord, LabelUpdate, Record};
 use driftline_core::time::Timestamp;
@@ -25,9 +29,9 @@ use driftline_stream::log::{LogError, LogReader, RecordBatch};
 use serde::{Deserialize, Serialize};
 
 use crate::offline::{HistoryEvent, OfflineError, OfflineStore, ParquetOfflineStore};
-use crate::online::{EmbeddedOnlineStore, OnlineStore, StoreError};
+use crate::online::{EmbeddedOnlineStore, OnlineStore, SharedOnlineStore, StoreError};
 use crate::paths::DataPaths;
-use crate::state::Applied;
+use crate::state::{Applied, EntityState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -141,6 +145,8 @@ pub struct Ingestor {
     paths: DataPaths,
     mode: Mode,
     store: Arc<EmbeddedOnlineStore>,
+    /// The shared store (Redis) this worker keeps in step, when configured.
+    shared: Option<SharedState>,
     offline: Arc<dyn OfflineStore>,
     dead_letters: Option<DeadLetters>,
     pending_events: Vec<HistoryEvent>,
@@ -197,11 +203,13 @@ impl Ingestor {
         let offline = crate::offline::open_store(&config, &paths)?;
         offline.discard_from(checkpoint.next_offset)?;
         let dead_letters = DeadLetters::open(&paths.dead_letters(), checkpoint.dead_letter_bytes)?;
+        let shared = open_shared(&config, &paths)?;
         Ok(Self {
             config,
             paths,
             mode: Mode::Commit,
             store: Arc::new(store),
+            shared,
             offline,
             dead_letters: Some(dead_letters),
             pending_events: Vec::new(),
@@ -255,6 +263,7 @@ impl Ingestor {
             paths,
             mode: Mode::ReadOnly,
             store: Arc::new(store),
+            shared: None,
             offline,
             dead_letters: None,
             pending_events: Vec::new(),
@@ -282,6 +291,11 @@ impl Ingestor {
 
     pub fn stats(&self) -> IngestStats {
         self.stats
+    }
+
+    /// The shared store this process publishes state to (Redis), if any.
+    pub fn shared_store(&self) -> Option<String> {
+        self.shared.as_ref().map(|s| s.store.describe())
     }
 
     /// The next log offset this consumer will read.
@@ -324,6 +338,9 @@ impl Ingestor {
         let mut wait = Duration::ZERO;
         loop {
             let caught_up = feed.fill(wait)?;
+            if let Some(shared) = &mut self.shared {
+                shared.enter_epoch(feed.assignment_epoch());
+            }
             let n = reader.read_into(batch_size, &mut batch)?;
             let lag_before = self.lag;
             if n > 0 {
@@ -430,7 +447,9 @@ impl Ingestor {
         Ok(())
     }
 
-    fn apply_events(&self, decoded: &[(u64, i64, Decoded)]) -> Result<Vec<Applied>, IngestError> {
+    /// Applies a batch's events to state; with a shared store, first adopts what other
+    /// writers stored for entities not verified in this epoch, then publishes the changes.
+    fn apply_events(&mut self, decoded: &[(u64, i64, Decoded)]) -> Result<Vec<Applied>, IngestError> {
         let events: Vec<&Event> = decoded
             .iter()
             .filter_map(|(_, _, d)| match d {
@@ -442,9 +461,23 @@ impl Ingestor {
         let mut applied = vec![Applied::Inserted; events.len()];
         let spec = &self.config.features;
         let width = self.config.contract.fields().len();
+        if let Some(shared) = &mut self.shared {
+            shared.adopt_foreign(&entities, &self.store)?;
+        }
         self.store.update_each(&entities, width, &mut |i, state| {
             applied[i] = state.apply(events[i], spec)
         })?;
+        if let Some(shared) = &self.shared {
+            let mut changed: Vec<&str> = entities
+                .iter()
+                .zip(&applied)
+                .filter(|(_, applied)| **applied == Applied::Inserted)
+                .map(|(entity, _)| *entity)
+                .collect();
+            changed.sort_unstable();
+            changed.dedup();
+            shared.store.publish(&changed, &self.store)?;
+        }
         Ok(applied)
     }
 
@@ -514,6 +547,117 @@ pub trait Feed {
     fn checkpointed(&mut self, next_offset: u64) -> Result<(), IngestError> {
         let _ = next_offset;
         Ok(())
+    }
+
+    /// Changes whenever the source's keys may have been processed by another worker since
+    /// this one last saw them (a Kafka rebalance that assigned new partitions); constant
+    /// for a source only this process reads.
+    fn assignment_epoch(&self) -> u64 {
+        0
+    }
+}
+
+/// The shared store and which entities were checked against it in this epoch.
+struct SharedState {
+    store: Box<dyn SharedOnlineStore>,
+    /// xxh3 of the entities verified since the epoch began.
+    verified: HashSet<u64>,
+    epoch: u64,
+}
+
+impl SharedState {
+    fn new(store: Box<dyn SharedOnlineStore>) -> Self {
+        Self {
+            store,
+            verified: HashSet::new(),
+            epoch: 0,
+        }
+    }
+
+    /// A new epoch (partitions newly assigned) makes every entity unverified again.
+    fn enter_epoch(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            tracing::info!(
+                epoch,
+                "assignment changed; entities will be checked against the shared store again"
+            );
+            self.epoch = epoch;
+            self.verified.clear();
+        }
+    }
+
+    /// Reads the entities of `entities` not yet verified in this epoch from the shared
+    /// store (one round trip) and adopts the states another writer stored last.
+    fn adopt_foreign(&mut self, entities: &[&str], local: &EmbeddedOnlineStore) -> Result<(), StoreError> {
+        let mut unverified: Vec<&str> = Vec::new();
+        for entity in entities {
+            if self
+                .verified
+                .insert(xxhash_rust::xxh3::xxh3_64(entity.as_bytes()))
+            {
+                unverified.push(entity);
+            }
+        }
+        if unverified.is_empty() {
+            return Ok(());
+        }
+        let foreign = self.store.foreign_states(&unverified)?;
+        let adopted: Vec<(&str, &EntityState)> = unverified
+            .iter()
+            .zip(&foreign)
+            .filter_map(|(entity, state)| state.as_ref().map(|s| (*entity, s)))
+            .collect();
+        if !adopted.is_empty() {
+            tracing::debug!(entities = adopted.len(), "adopted states another worker stored");
+            local.put_batch(&adopted)?;
+        }
+        Ok(())
+    }
+}
+
+/// The shared store `[online_store]` names, connected as this data directory's writer.
+fn open_shared(config: &Config, paths: &DataPaths) -> Result<Option<SharedState>, IngestError> {
+    match config.settings.online_store.backend {
+        OnlineBackend::Embedded => Ok(None),
+        #[cfg(feature = "redis")]
+        OnlineBackend::Redis => {
+            let writer = writer_id(paths)?;
+            let store = crate::redis::RedisOnlineStore::open(&config.settings.redis, writer)?;
+            tracing::info!(redis = %store.describe(), writer = format!("{writer:016x}"), "publishing entity state to Redis");
+            Ok(Some(SharedState::new(Box::new(store))))
+        }
+        #[cfg(not(feature = "redis"))]
+        OnlineBackend::Redis => Err(IngestError::Store(StoreError::Backend(
+            "online_store.backend = \"redis\" needs the cargo feature `redis`, which this build leaves out"
+                .into(),
+        ))),
+    }
+}
+
+/// This data directory's writer id (`state/writer-id`, 16 hex digits), created on first use.
+fn writer_id(paths: &DataPaths) -> Result<u64, IngestError> {
+    let path = paths.state().join("writer-id");
+    match fs::read_to_string(&path) {
+        Ok(text) => u64::from_str_radix(text.trim(), 16).map_err(|e| IngestError::Checkpoint {
+            path: path.display().to_string(),
+            reason: format!("not a writer id: {e}"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let seed = format!("{}:{nanos}:{}", std::process::id(), paths.root().display());
+            let id = xxhash_rust::xxh3::xxh3_64(seed.as_bytes());
+            let tmp = path.with_extension("tmp");
+            let mut file = File::create(&tmp).map_err(io_error("creating", &tmp))?;
+            file.write_all(format!("{id:016x}\n").as_bytes())
+                .map_err(io_error("writing", &tmp))?;
+            file.sync_all().map_err(io_error("syncing", &tmp))?;
+            fs::rename(&tmp, &path).map_err(io_error("renaming", &path))?;
+            sync_dir(&paths.state())?;
+            Ok(id)
+        }
+        Err(e) => Err(io_error("reading", &path)(e)),
     }
 }
 

@@ -98,6 +98,8 @@ struct Intake {
     at_end: BTreeSet<i32>,
     /// Partitions that delivered a message since the last rebalance.
     resumed: BTreeSet<i32>,
+    /// Rebalances so far that assigned this worker a partition it did not hold.
+    gained_assignments: u64,
     batch: Batch,
     skipped: u64,
 }
@@ -138,6 +140,9 @@ impl Intake {
         let mut shared = shared.lock().expect("feed state lock");
         if shared.changed {
             shared.changed = false;
+            if shared.assigned.iter().any(|p| !self.assigned.contains(p)) {
+                self.gained_assignments += 1;
+            }
             self.assigned.clone_from(&shared.assigned);
             self.at_end.clear();
             self.resumed.clear();
@@ -203,6 +208,7 @@ impl KafkaFeed {
                 ever_assigned: false,
                 at_end: BTreeSet::new(),
                 resumed: BTreeSet::new(),
+                gained_assignments: 0,
                 batch: Batch::default(),
                 skipped: 0,
             },
@@ -226,6 +232,13 @@ impl KafkaFeed {
     /// end, rather than a standby worker.
     pub fn set_assignment_timeout(&mut self, timeout: Option<Duration>) {
         self.assignment_timeout = timeout;
+    }
+
+    /// How many rebalances so far assigned this worker a partition it did not hold: when
+    /// it changes, keys of those partitions may have been processed by another worker
+    /// meanwhile (state shared through Redis must then be read again).
+    pub fn assignment_epoch(&self) -> u64 {
+        self.intake.gained_assignments
     }
 
     /// The partitions assigned to this worker now.
