@@ -5,7 +5,9 @@
 //! and each handler extracts, calls one function, maps the result. The prediction path
 //! validates the event with the same contract as ingest and computes the vector with the
 //! same engine as training, from the entity's online state *before* this event, which is
-//! exactly the row training used for such an event: one code path, no skew.
+//! exactly the row training used for such an event: one code path, no skew. Each
+//! prediction is a `predict` span (children `validate`, `feature_lookup`, `model_score`,
+//! `shadow_handoff`) joined to the caller's W3C trace; its trace id is the one returned.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,8 +15,8 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use driftline_core::contract::{IdSource, ValidateContext};
@@ -25,6 +27,7 @@ use driftline_features::state::{AsOf, EntityState, EventKey};
 use driftline_models::model::Model;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use tracing::field::Empty;
 
 use driftline_registry::CHALLENGER;
 
@@ -37,6 +40,7 @@ use crate::models::reload;
 use crate::rollout::{self, RolloutPlan};
 use crate::shadow::ShadowJob;
 use crate::state::AppState;
+use crate::trace::{self, TraceIds};
 
 /// The routes of the server.
 pub fn app(state: Arc<AppState>) -> Router {
@@ -92,15 +96,53 @@ pub struct PredictResponse {
 
 async fn predict(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<PredictResponse>, ApiError> {
+) -> Response {
     let started = Instant::now();
-    let outcome = match body {
-        Ok(body) => score(&state, &body),
-        Err(rejection) => Outcome::refused(body_error(rejection, state.body_limit)),
-    };
-    outcome.record(&state, started);
-    outcome.result.map(Json)
+    let span = prediction_span("server");
+    span.record("http.route", "/predict");
+    let trace = trace::join(&span, &headers);
+    span.in_scope(|| {
+        let outcome = match body {
+            Ok(body) => score(&state, &body, &trace),
+            Err(rejection) => Outcome::refused(body_error(rejection, state.body_limit)),
+        };
+        outcome.record(&state, started);
+        outcome.annotate(&span);
+        traced_response(&span, &trace, outcome.result.map(Json))
+    })
+}
+
+/// The span of one prediction: `server` when it is the whole request, `internal` for an
+/// item of a batch. Only what judges the model is recorded, never the entity id or the
+/// event's fields (they may be personal data).
+fn prediction_span(kind: &'static str) -> tracing::Span {
+    tracing::debug_span!(
+        "predict",
+        otel.kind = kind,
+        otel.status_code = Empty,
+        http.route = Empty,
+        http.response.status_code = Empty,
+        model.version = Empty,
+        model.variant = Empty,
+        prediction.decision = Empty,
+        error.type = Empty,
+    )
+}
+
+/// The response with a `traceparent` header naming the request's span, and its status
+/// recorded on the span. Built inside the span, so an error logged on the way carries it.
+fn traced_response(span: &tracing::Span, trace: &TraceIds, result: impl IntoResponse) -> Response {
+    let mut response = result.into_response();
+    response
+        .headers_mut()
+        .insert(trace::TRACEPARENT, trace.traceparent());
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    response
 }
 
 /// A scored request, or why not, with the variant that answered (baseline when none did).
@@ -122,6 +164,27 @@ impl Outcome {
             Ok(_) => state.metrics.observe_request(self.variant, started.elapsed()),
             Err(ApiError::Internal(_)) => state.metrics.observe_exception(self.variant),
             Err(_) => state.metrics.observe_invalid(),
+        }
+    }
+
+    /// Records the model and decision, or the error, on the prediction's span.
+    fn annotate(&self, span: &tracing::Span) {
+        if span.is_disabled() {
+            return;
+        }
+        match &self.result {
+            Ok(response) => {
+                span.record("model.version", response.model_version.as_str());
+                span.record("model.variant", response.canary_variant);
+                span.record("prediction.decision", response.decision);
+            }
+            Err(error) => {
+                let (status, code) = error.status_and_code();
+                span.record("error.type", code);
+                if status.is_server_error() {
+                    span.record("otel.status_code", "error");
+                }
+            }
         }
     }
 }
@@ -146,7 +209,34 @@ struct BatchResponse {
 /// (with its index in the field path) and does not fail the others.
 async fn predict_batch(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let span = tracing::debug_span!(
+        "predict_batch",
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.route = "/v1/predict/batch",
+        http.response.status_code = Empty,
+        batch.size = Empty,
+        error.type = Empty,
+    );
+    let trace = trace::join(&span, &headers);
+    span.in_scope(|| {
+        let result = score_batch(&state, body, &trace);
+        match &result {
+            Ok(batch) => span.record("batch.size", batch.results.len()),
+            Err(error) => span.record("error.type", error.status_and_code().1),
+        };
+        traced_response(&span, &trace, result)
+    })
+}
+
+/// Every request of a batch, each in its own `predict` span under the batch's.
+fn score_batch(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    trace: &TraceIds,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let body = body.map_err(|r| body_error(r, state.body_limit))?;
     let batch: BatchRequest =
@@ -163,8 +253,10 @@ async fn predict_batch(
     let mut results = Vec::with_capacity(batch.requests.len());
     for (i, request) in batch.requests.iter().enumerate() {
         let started = Instant::now();
-        let outcome = score(&state, request.get().as_bytes());
-        outcome.record(&state, started);
+        let span = prediction_span("internal");
+        let outcome = span.in_scope(|| score(state, request.get().as_bytes(), trace));
+        outcome.record(state, started);
+        outcome.annotate(&span);
         results.push(match outcome.result {
             Ok(response) => serde_json::to_value(response).expect("responses serialise"),
             Err(error) => batch_error(i, error),
@@ -192,8 +284,8 @@ fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
 
 /// Validates the request, picks the variant, computes the entity's vector and scores it.
 /// Each model slot is read once, so one request sees one consistent set of models.
-fn score(state: &AppState, body: &[u8]) -> Outcome {
-    let event = match parse_event(state, body) {
+fn score(state: &AppState, body: &[u8], trace: &TraceIds) -> Outcome {
+    let event = match tracing::debug_span!("validate").in_scope(|| parse_event(state, body)) {
         Ok(event) => event,
         Err(error) => return Outcome::refused(error),
     };
@@ -211,8 +303,9 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
         _ => (Variant::Baseline, champion.clone()),
     };
     state.observe_event_time(event.ts);
-    let vector = online_vector(state, &event);
-    let score = model.bundle.model.predict_proba_row(&vector.values);
+    let vector = tracing::debug_span!("feature_lookup").in_scope(|| online_vector(state, &event));
+    let score = tracing::debug_span!("model_score", model.version = model.version.version)
+        .in_scope(|| model.bundle.model.predict_proba_row(&vector.values));
     if !score.is_finite() {
         let error = ApiError::Internal(format!("model v{} produced score {score}", model.version.version));
         return Outcome {
@@ -254,7 +347,7 @@ fn score(state: &AppState, body: &[u8]) -> Outcome {
         score,
         decision: if decline { "decline" } else { "approve" },
         canary_variant: variant.name(),
-        trace_id: format!("{:032x}", rand::random::<u128>()),
+        trace_id: trace.trace_hex(),
         event_id: event.event_id,
     };
     Outcome {
@@ -276,14 +369,18 @@ fn offer_to_shadow(
         return;
     }
     if let Some(shadow) = state.shadow.get() {
+        let span = tracing::debug_span!("shadow_handoff", shadow.queued = Empty);
+        let _entered = span.enter();
         let job = ShadowJob {
             event_id: event_id.to_string(),
             vector: vector.values,
             primary_version: version,
             primary_score: score,
             primary_decision: decision,
+            trace: trace::context_of(&span),
         };
-        shadow.offer(job, &state.shadow_metrics);
+        let queued = shadow.offer(job, &state.shadow_metrics);
+        span.record("shadow.queued", queued);
     }
 }
 

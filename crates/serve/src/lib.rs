@@ -15,6 +15,7 @@
 //! - [`retrain`]: the closed loop: triggers, retraining through the gates, rollout.
 //! - [`dashboard`]: the built-in dashboard page and `/v1/traffic`.
 //! - [`openapi`]: the OpenAPI document, checked against the routes.
+//! - [`trace`]: W3C trace context: the caller's `traceparent`, the trace id returned.
 //! - [`server`]: startup (in-process ingest, registry, hot swap) and the listener.
 //!
 //! Key decision: HTTP types live only here; every request is answered by the same
@@ -35,6 +36,7 @@ pub mod rollout;
 pub mod server;
 pub mod shadow;
 pub mod state;
+pub mod trace;
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,9 @@ mod drift;
 mod kafka;
 mod learnability;
 mod models;
+mod otlp;
 mod serve;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
