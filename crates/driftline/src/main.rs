@@ -6,12 +6,20 @@
 //! was (2 for bad usage or input, 1 for anything else), as the CLI contract promises.
 
 mod commands;
+mod logging;
 mod settings;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::logging::LogFormat;
+use crate::telemetry::Telemetry;
 
 /// driftline: a real-time, drift-aware ML platform in one binary.
 ///
@@ -34,6 +42,18 @@ struct Cli {
     /// precedence.
     #[arg(long, global = true, value_name = "LEVEL")]
     log_level: Option<String>,
+
+    /// How diagnostics are written: text (default) or json, one object per line with
+    /// timestamp, level, target, message, fields and, inside a traced span, trace_id.
+    /// Env DRIFTLINE_LOG_FORMAT.
+    #[arg(
+        long,
+        global = true,
+        env = "DRIFTLINE_LOG_FORMAT",
+        value_enum,
+        value_name = "FORMAT"
+    )]
+    log_format: Option<LogFormat>,
 
     #[command(subcommand)]
     command: Command,
@@ -79,17 +99,31 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    init_tracing(cli.log_level.as_deref().unwrap_or(quiet_default));
-    match run(cli) {
+    let level = cli.log_level.as_deref().unwrap_or(quiet_default);
+    let telemetry = match init_tracing(level, cli.log_format.unwrap_or_default()) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            report(&error);
+            return ExitCode::from(2);
+        }
+    };
+    let code = match run(cli) {
         Ok(code) => code,
         Err(error) if commands::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            report(&error);
             ExitCode::from(commands::exit_code(&error))
         }
+    };
+    telemetry.shutdown();
+    code
+}
+
+/// One sentence plus the cause chain, on stderr.
+fn report(error: &anyhow::Error) {
+    eprintln!("error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
     }
 }
 
@@ -114,16 +148,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_tracing(level: &str) {
+/// Log lines at `level` (or RUST_LOG) in `format`, and trace export when the OpenTelemetry
+/// environment asks for it (see [`telemetry`]); each layer has its own filter, so exported
+/// spans never turn on log lines. An error names an OTEL_* variable that cannot be honoured.
+fn init_tracing(level: &str, format: LogFormat) -> anyhow::Result<Telemetry> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .compact()
-        .init();
+    let (traces, telemetry) = match telemetry::layer()? {
+        Some((layer, telemetry)) => (Some(layer), telemetry),
+        None => (None, Telemetry::off()),
+    };
+    let json = logging::JsonLines::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(traces)
+        .with(logging::layer(format, &json).with_filter(filter));
+    let dispatch = tracing::Dispatch::new(subscriber);
+    json.bind(&dispatch);
+    dispatch.init();
+    Ok(telemetry)
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! and each handler extracts, calls one function, maps the result. The prediction path
 //! validates the event with the same contract as ingest and computes the vector with the
 //! same engine as training, from the entity's online state *before* this event, which is
-//! exactly the row training used for such an event: one code path, no skew.
+//! exactly the row training used for such an event: one code path, no skew. Each
+//! prediction is a `predict` span (children `validate`, `feature_lookup`, `model_score`,
+//! `shadow_handoff`) joined to the caller's W3C trace; its trace id is the one returned.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,8 +15,8 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use driftline_core::contract::{IdSource, ValidateContext};
@@ -27,6 +29,8 @@ use driftline_features::state::{AsOf, EntityState, EventKey};
 use driftline_models::model::Model;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use driftline_registry::CHALLENGER;
 
@@ -40,6 +44,7 @@ use crate::models::reload;
 use crate::rollout::{self, RolloutPlan};
 use crate::shadow::ShadowJob;
 use crate::state::{AppState, OnlineState};
+use crate::trace::{self, TraceIds};
 
 /// The routes of the server.
 pub fn app(state: Arc<AppState>) -> Router {
@@ -98,22 +103,66 @@ pub struct PredictResponse {
 
 async fn predict(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<PredictResponse>, ApiError> {
+) -> Response {
     let started = Instant::now();
-    let outcome = match body.map_err(|r| body_error(r, state.body_limit)) {
-        Ok(body) => match parse_event(&state, &body) {
-            Ok(event) => {
-                let lookup_started = Instant::now();
-                let fetched = fetch(&state, &event.entity).await;
-                score(&state, event, fetched, lookup_started)
-            }
-            Err(error) => Outcome::refused(error),
-        },
-        Err(error) => Outcome::refused(error),
+    let span = prediction_span("server");
+    span.record("http.route", "/predict");
+    let trace = trace::join(&span, &headers);
+    let outcome = match body {
+        Ok(body) => predict_one(&state, &body, &trace).instrument(span.clone()).await,
+        Err(rejection) => Outcome::refused(body_error(rejection, state.body_limit)),
     };
-    outcome.record(&state, started);
-    outcome.result.map(Json)
+    span.in_scope(|| {
+        outcome.record(&state, started);
+        outcome.annotate(&span);
+        traced_response(&span, &trace, outcome.result.map(Json))
+    })
+}
+
+/// Validates one request, fetches its entity's state (from Redis within the deadline,
+/// when that is the store) and scores it.
+async fn predict_one(state: &AppState, body: &[u8], trace: &TraceIds) -> Outcome {
+    let event = match tracing::debug_span!("validate").in_scope(|| parse_event(state, body)) {
+        Ok(event) => event,
+        Err(error) => return Outcome::refused(error),
+    };
+    let lookup = tracing::debug_span!("feature_lookup");
+    let lookup_started = Instant::now();
+    let fetched = fetch(state, &event.entity).instrument(lookup.clone()).await;
+    score(state, event, (fetched, lookup_started, &lookup), trace)
+}
+
+/// The span of one prediction: `server` when it is the whole request, `internal` for an
+/// item of a batch. Only what judges the model is recorded, never the entity id or the
+/// event's fields (they may be personal data).
+fn prediction_span(kind: &'static str) -> tracing::Span {
+    tracing::debug_span!(
+        "predict",
+        otel.kind = kind,
+        otel.status_code = Empty,
+        http.route = Empty,
+        http.response.status_code = Empty,
+        model.version = Empty,
+        model.variant = Empty,
+        prediction.decision = Empty,
+        error.type = Empty,
+    )
+}
+
+/// The response with a `traceparent` header naming the request's span, and its status
+/// recorded on the span. Built inside the span, so an error logged on the way carries it.
+fn traced_response(span: &tracing::Span, trace: &TraceIds, result: impl IntoResponse) -> Response {
+    let mut response = result.into_response();
+    response
+        .headers_mut()
+        .insert(trace::TRACEPARENT, trace.traceparent());
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    response
 }
 
 /// A scored request, or why not, with the variant that answered (baseline when none did).
@@ -135,6 +184,27 @@ impl Outcome {
             Ok(_) => state.metrics.observe_request(self.variant, started.elapsed()),
             Err(ApiError::Internal(_)) => state.metrics.observe_exception(self.variant),
             Err(_) => state.metrics.observe_invalid(),
+        }
+    }
+
+    /// Records the model and decision, or the error, on the prediction's span.
+    fn annotate(&self, span: &tracing::Span) {
+        if span.is_disabled() {
+            return;
+        }
+        match &self.result {
+            Ok(response) => {
+                span.record("model.version", response.model_version.as_str());
+                span.record("model.variant", response.canary_variant);
+                span.record("prediction.decision", response.decision);
+            }
+            Err(error) => {
+                let (status, code) = error.status_and_code();
+                span.record("error.type", code);
+                if status.is_server_error() {
+                    span.record("otel.status_code", "error");
+                }
+            }
         }
     }
 }
@@ -159,7 +229,35 @@ struct BatchResponse {
 /// (with its index in the field path) and does not fail the others.
 async fn predict_batch(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let span = tracing::debug_span!(
+        "predict_batch",
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.route = "/v1/predict/batch",
+        http.response.status_code = Empty,
+        batch.size = Empty,
+        error.type = Empty,
+    );
+    let trace = trace::join(&span, &headers);
+    let result = score_batch(&state, body, &trace).instrument(span.clone()).await;
+    span.in_scope(|| {
+        match &result {
+            Ok(batch) => span.record("batch.size", batch.results.len()),
+            Err(error) => span.record("error.type", error.status_and_code().1),
+        };
+        traced_response(&span, &trace, result)
+    })
+}
+
+/// Every request of a batch, each in its own `predict` span under the batch's; the
+/// entities' states fetched at once (one `MGET` from Redis).
+async fn score_batch(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    trace: &TraceIds,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let body = body.map_err(|r| body_error(r, state.body_limit))?;
     let batch: BatchRequest =
@@ -176,17 +274,23 @@ async fn predict_batch(
     let events: Vec<Result<Event, ApiError>> = batch
         .requests
         .iter()
-        .map(|request| parse_event(&state, request.get().as_bytes()))
+        .map(|request| parse_event(state, request.get().as_bytes()))
         .collect();
-    let mut fetched = fetch_batch(&state, &events).await.into_iter();
+    let mut fetched = fetch_batch(state, &events).await.into_iter();
     let mut results = Vec::with_capacity(batch.requests.len());
     for (i, event) in events.into_iter().enumerate() {
         let started = Instant::now();
+        let span = prediction_span("internal");
         let outcome = match event {
-            Ok(event) => score(&state, event, fetched.next().expect("one per event"), started),
+            Ok(event) => {
+                let lookup = tracing::debug_span!(parent: &span, "feature_lookup");
+                let fetched = fetched.next().expect("one per event");
+                span.in_scope(|| score(state, event, (fetched, started, &lookup), trace))
+            }
             Err(error) => Outcome::refused(error),
         };
-        outcome.record(&state, started);
+        outcome.record(state, started);
+        outcome.annotate(&span);
         results.push(match outcome.result {
             Ok(response) => serde_json::to_value(response).expect("responses serialise"),
             Err(error) => batch_error(i, error),
@@ -213,9 +317,14 @@ fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
 }
 
 /// Picks the variant for a validated event, computes the entity's vector from its
-/// fetched state and scores it. Each model slot is read once, so one request sees one
-/// consistent set of models.
-fn score(state: &AppState, event: Event, fetched: Fetched, lookup_started: Instant) -> Outcome {
+/// fetched state (in the `feature_lookup` span) and scores it. Each model slot is read
+/// once, so one request sees one consistent set of models.
+fn score(
+    state: &AppState,
+    event: Event,
+    (fetched, lookup_started, lookup): (Fetched, Instant, &tracing::Span),
+    trace: &TraceIds,
+) -> Outcome {
     let Some(champion) = state.champion.load_full() else {
         return Outcome::refused(ApiError::NoModel);
     };
@@ -230,8 +339,9 @@ fn score(state: &AppState, event: Event, fetched: Fetched, lookup_started: Insta
         _ => (Variant::Baseline, champion.clone()),
     };
     state.observe_event_time(event.ts);
-    let (vector, features) = online_vector(state, &event, fetched, lookup_started);
-    let score = model.bundle.model.predict_proba_row(&vector.values);
+    let (vector, features) = lookup.in_scope(|| online_vector(state, &event, fetched, lookup_started));
+    let score = tracing::debug_span!("model_score", model.version = model.version.version)
+        .in_scope(|| model.bundle.model.predict_proba_row(&vector.values));
     if !score.is_finite() {
         let error = ApiError::Internal(format!("model v{} produced score {score}", model.version.version));
         return Outcome {
@@ -273,7 +383,7 @@ fn score(state: &AppState, event: Event, fetched: Fetched, lookup_started: Insta
         score,
         decision: if decline { "decline" } else { "approve" },
         canary_variant: variant.name(),
-        trace_id: format!("{:032x}", rand::random::<u128>()),
+        trace_id: trace.trace_hex(),
         event_id: event.event_id,
         features: features.name(),
     };
@@ -296,14 +406,18 @@ fn offer_to_shadow(
         return;
     }
     if let Some(shadow) = state.shadow.get() {
+        let span = tracing::debug_span!("shadow_handoff", shadow.queued = Empty);
+        let _entered = span.enter();
         let job = ShadowJob {
             event_id: event_id.to_string(),
             vector: vector.values,
             primary_version: version,
             primary_score: score,
             primary_decision: decision,
+            trace: trace::context_of(&span),
         };
-        shadow.offer(job, &state.shadow_metrics);
+        let queued = shadow.offer(job, &state.shadow_metrics);
+        span.record("shadow.queued", queued);
     }
 }
 

@@ -17,6 +17,7 @@
 //! - [`retrain`]: the closed loop: triggers, retraining through the gates, rollout.
 //! - [`dashboard`]: the built-in dashboard page and `/v1/traffic`.
 //! - [`openapi`]: the OpenAPI document, checked against the routes.
+//! - [`trace`]: W3C trace context: the caller's `traceparent`, the trace id returned.
 //! - [`server`]: startup (in-process ingest or the Redis online store, registry, hot
 //!   swap) and the listener.
 //!
@@ -39,6 +40,7 @@ pub mod rollout;
 pub mod server;
 pub mod shadow;
 pub mod state;
+pub mod trace;
 
 #[cfg(test)]
 mod redis_tests;

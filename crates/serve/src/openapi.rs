@@ -34,6 +34,13 @@ fn json_response(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 
+/// The W3C `traceparent` a prediction joins; every response names its span in one too.
+fn traceparent_parameter() -> Value {
+    json!({"name": "traceparent", "in": "header", "required": false,
+        "description": "W3C Trace Context of the caller: the prediction's span becomes its child and `trace_id` is its trace. Malformed values are ignored (a new trace). The response carries a `traceparent` naming the prediction's span.",
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}"}})
+}
+
 fn traffic_schema() -> Value {
     let seconds = json!({"type": ["number", "null"]});
     json!({"type": "object", "properties": {
@@ -55,6 +62,7 @@ pub fn document() -> Value {
         "paths": {
             "/predict": {"post": {
                 "summary": "Score one event of a user with the champion (or the canary).",
+                "parameters": [traceparent_parameter()],
                 "requestBody": {"required": true, "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/PredictRequest"}, "example": quickstart}}},
                 "responses": {
@@ -64,6 +72,7 @@ pub fn document() -> Value {
                     "503": error_response("No model is serving yet.")}}},
             "/v1/predict/batch": {"post": {
                 "summary": "Score up to 1,000 requests; each is answered or refused on its own.",
+                "parameters": [traceparent_parameter()],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["requests"],
                     "properties": {"requests": {"type": "array", "maxItems": 1000,

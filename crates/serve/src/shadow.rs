@@ -5,7 +5,8 @@
 //! Key decision: the request hands the vector it already computed to a bounded queue with
 //! `try_send` and returns; a full queue drops the copy and counts the drop, so the shadow
 //! can never add latency to, or fail, a primary request. One task scores and writes, in
-//! arrival order, with a buffered writer flushed about once a second.
+//! arrival order, with a buffered writer flushed about once a second. Its `shadow_score`
+//! span continues the prediction's trace from the hand-off.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,9 @@ pub struct ShadowJob {
     pub primary_version: u32,
     pub primary_score: f64,
     pub primary_decision: bool,
+    /// The hand-off span's context, so the shadow's scoring joins the prediction's trace
+    /// (empty when nothing records traces).
+    pub trace: opentelemetry::Context,
 }
 
 /// One line of the shadow log.
@@ -137,10 +141,13 @@ impl Shadow {
     }
 
     /// Hands a copy to the shadow without waiting; a full queue drops it (counted).
-    pub fn offer(&self, job: ShadowJob, metrics: &ShadowMetrics) {
-        if self.sender.try_send(job).is_err() {
+    /// Returns whether it was queued.
+    pub fn offer(&self, job: ShadowJob, metrics: &ShadowMetrics) -> bool {
+        let queued = self.sender.try_send(job).is_ok();
+        if !queued {
             metrics.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        queued
     }
 }
 
@@ -157,8 +164,10 @@ async fn score_copies(state: Arc<AppState>, mut receiver: mpsc::Receiver<ShadowJ
         let Some(shadow) = state.shadow_model.load_full() else {
             continue;
         };
+        let span = tracing::debug_span!("shadow_score", model.version = shadow.version.version);
+        crate::trace::continue_in(&span, job.trace);
         let started = Instant::now();
-        let score = shadow.bundle.model.predict_proba_row(&job.vector);
+        let score = span.in_scope(|| shadow.bundle.model.predict_proba_row(&job.vector));
         let latency = started.elapsed();
         if !score.is_finite() {
             state.shadow_metrics.errors.fetch_add(1, Ordering::Relaxed);

@@ -162,6 +162,52 @@ async fn the_reference_payloads_are_answered_in_the_reference_shape() {
     assert_eq!(json["user_id"], "user-123");
 }
 
+/// `/predict` with a `traceparent` header: the response's status, trace id and header.
+async fn predict_traced(state: &Arc<AppState>, traceparent: &str) -> (StatusCode, String, String) {
+    let request = Request::builder()
+        .method("POST")
+        .uri("/predict")
+        .header("content-type", "application/json")
+        .header("traceparent", traceparent)
+        .body(Body::from(QUICKSTART))
+        .unwrap();
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let header = response.headers()["traceparent"].to_str().unwrap().to_string();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    (status, json["trace_id"].as_str().unwrap().to_string(), header)
+}
+
+#[tokio::test]
+async fn without_trace_export_the_callers_trace_id_is_still_returned_and_propagated() {
+    let state = state(true);
+    let caller = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let (status, trace_id, header) =
+        predict_traced(&state, &format!("00-{caller}-00f067aa0ba902b7-01")).await;
+    assert_eq!((status, trace_id.as_str()), (StatusCode::OK, caller));
+    let ids = crate::trace::parse_traceparent(&header).unwrap();
+    assert_eq!(format!("{:032x}", ids.trace_id), caller);
+    assert!(ids.sampled);
+
+    // Malformed: ignored, a new valid trace, never a 4xx.
+    for malformed in [
+        "nonsense",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+    ] {
+        let (status, trace_id, header) = predict_traced(&state, malformed).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_ne!(trace_id, caller);
+        assert_eq!(
+            crate::trace::parse_traceparent(&header)
+                .unwrap()
+                .trace_id
+                .to_string(),
+            trace_id
+        );
+    }
+}
+
 #[tokio::test]
 async fn larger_amounts_score_higher_and_decide_decline() {
     let state = state(true);

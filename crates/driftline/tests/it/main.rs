@@ -7,9 +7,11 @@ mod drift;
 mod kafka;
 mod learnability;
 mod models;
+mod otlp;
 mod replicas;
 mod redis;
 mod serve;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -13,6 +13,8 @@
 //! backend = "redis"` the ingest process also publishes every entity a batch changed to
 //! Redis before the next batch (so before the checkpoint that commits Kafka offsets), and
 //! checks entities another worker may have written against it (see [`crate::redis`]).
+//! Each batch read is an `ingest_batch` span and each checkpoint an `ingest_checkpoint`
+//! span.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -344,7 +346,7 @@ impl Ingestor {
             let n = reader.read_into(batch_size, &mut batch)?;
             let lag_before = self.lag;
             if n > 0 {
-                self.process(&batch)?;
+                self.process_traced(&batch)?;
                 self.lag.last_append_micros = batch.get(n - 1).map_or(0, |r| r.append_ts_micros);
             }
             if n < batch_size {
@@ -378,6 +380,30 @@ impl Ingestor {
 
     fn uncommitted(&self) -> u64 {
         self.next_offset - self.committed_offset
+    }
+
+    /// [`Ingestor::process`] in an `ingest_batch` span: the records, their offsets and
+    /// what became of them (disabled, so free, unless traces are exported).
+    fn process_traced(&mut self, batch: &RecordBatch) -> Result<(), IngestError> {
+        let offset = |i: usize| batch.get(i).map_or(0, |r| r.offset);
+        let span = tracing::debug_span!(
+            "ingest_batch",
+            records = batch.len(),
+            offset.first = offset(0),
+            offset.last = offset(batch.len().saturating_sub(1)),
+            events = tracing::field::Empty,
+            labels = tracing::field::Empty,
+            dead_lettered = tracing::field::Empty,
+        );
+        let before = self.stats;
+        span.in_scope(|| self.process(batch))?;
+        span.record("events", self.stats.events - before.events);
+        span.record("labels", self.stats.labels - before.labels);
+        span.record(
+            "dead_lettered",
+            self.stats.dead_lettered() - before.dead_lettered(),
+        );
+        Ok(())
     }
 
     /// Applies one batch of log records.
@@ -500,6 +526,8 @@ impl Ingestor {
         if self.mode == Mode::ReadOnly || self.next_offset == self.committed_offset {
             return Ok(());
         }
+        let span = tracing::debug_span!("ingest_checkpoint", next_offset = self.next_offset);
+        let _entered = span.enter();
         let range = self.committed_offset..self.next_offset;
         self.offline
             .append(range, &self.pending_events, &self.pending_labels)?;
