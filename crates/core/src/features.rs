@@ -302,6 +302,15 @@ impl FeatureSpec {
         self.columns.iter().map(|c| c.name.as_str())
     }
 
+    /// The first hour-of-day column (UTC hour of the event time), the key of a seasonal
+    /// reference profile.
+    pub fn hour_of_day_column(&self) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|c| c.kind == FeatureKind::HourOfDay)
+            .map(|c| c.name.as_str())
+    }
+
     pub fn len(&self) -> usize {
         self.columns.len()
     }

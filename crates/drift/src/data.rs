@@ -234,20 +234,73 @@ impl ColumnBuilder {
 
 /// Reads a CSV, Parquet or JSON-lines file, chosen by extension.
 pub fn read_table(path: &Path, options: &ReadOptions) -> Result<Table, DataError> {
+    read_table_with_progress(path, options, &|_| {})
+}
+
+/// Rows between two progress reports.
+const PROGRESS_ROWS: usize = 65_536;
+
+/// [`read_table`], calling `on_bytes` with the bytes of the file read since its last call
+/// (every [`PROGRESS_ROWS`] rows or so, and at the end: the calls add up to the file size;
+/// Parquet's are estimated from the rows decoded).
+pub fn read_table_with_progress(
+    path: &Path,
+    options: &ReadOptions,
+    on_bytes: &dyn Fn(u64),
+) -> Result<Table, DataError> {
     let extension = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
+    let mut progress = Progress::new(path, on_bytes);
     let table = match extension.as_str() {
-        "csv" => read_csv(path, options),
-        "parquet" | "pq" => read_parquet(path, options),
-        "jsonl" | "ndjson" | "json" => read_json_lines(path, options),
+        "csv" => read_csv(path, options, &mut progress),
+        "parquet" | "pq" => read_parquet(path, options, &mut progress),
+        "jsonl" | "ndjson" | "json" => read_json_lines(path, options, &mut progress),
         _ => Err(DataError::Format { path: path.into() }),
     }?;
+    progress.finish();
     if table.rows == 0 {
         return Err(DataError::Empty { path: path.into() });
     }
     Ok(table)
+}
+
+/// Turns positions in a file into byte deltas for a progress callback.
+struct Progress<'a> {
+    on_bytes: &'a dyn Fn(u64),
+    size: u64,
+    reported: u64,
+}
+
+impl<'a> Progress<'a> {
+    fn new(path: &Path, on_bytes: &'a dyn Fn(u64)) -> Self {
+        Progress {
+            on_bytes,
+            size: std::fs::metadata(path).map_or(0, |m| m.len()),
+            reported: 0,
+        }
+    }
+
+    /// The reader is at byte `position` of the file.
+    fn at(&mut self, position: u64) {
+        let position = position.min(self.size);
+        if position > self.reported {
+            (self.on_bytes)(position - self.reported);
+            self.reported = position;
+        }
+    }
+
+    /// `done` of `total` rows are decoded (formats without byte positions).
+    fn rows(&mut self, done: usize, total: usize) {
+        if total > 0 {
+            self.at((self.size as f64 * done as f64 / total as f64) as u64);
+        }
+    }
+
+    fn finish(&mut self) {
+        self.at(self.size);
+    }
 }
 
 fn read_error(path: &Path, reason: impl ToString) -> DataError {
@@ -257,7 +310,7 @@ fn read_error(path: &Path, reason: impl ToString) -> DataError {
     }
 }
 
-fn read_csv(path: &Path, options: &ReadOptions) -> Result<Table, DataError> {
+fn read_csv(path: &Path, options: &ReadOptions, progress: &mut Progress) -> Result<Table, DataError> {
     let mut reader = csv::Reader::from_path(path).map_err(|e| read_error(path, e))?;
     let headers: Vec<String> = reader
         .headers()
@@ -273,6 +326,9 @@ fn read_csv(path: &Path, options: &ReadOptions) -> Result<Table, DataError> {
     let mut rows = 0;
     while reader.read_record(&mut record).map_err(|e| read_error(path, e))? {
         rows += 1;
+        if rows % PROGRESS_ROWS == 0 {
+            progress.at(reader.position().byte());
+        }
         for (builder, &i) in builders.iter_mut().zip(&kept) {
             match record.get(i) {
                 Some(cell) => builder.push_text(cell),
@@ -301,13 +357,18 @@ fn finish_table(
     }
 }
 
-fn read_json_lines(path: &Path, options: &ReadOptions) -> Result<Table, DataError> {
+fn read_json_lines(path: &Path, options: &ReadOptions, progress: &mut Progress) -> Result<Table, DataError> {
     let file = File::open(path).map_err(|e| read_error(path, e))?;
     let mut names: Vec<String> = Vec::new();
     let mut builders: Vec<ColumnBuilder> = Vec::new();
     let mut rows = 0;
+    let mut position = 0u64;
     for (index, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| read_error(path, e))?;
+        position += line.len() as u64 + 1;
+        if index % PROGRESS_ROWS == 0 {
+            progress.at(position);
+        }
         if line.trim().is_empty() {
             continue;
         }
@@ -363,9 +424,10 @@ fn push_json(builder: &mut ColumnBuilder, value: &serde_json::Value) {
     }
 }
 
-fn read_parquet(path: &Path, options: &ReadOptions) -> Result<Table, DataError> {
+fn read_parquet(path: &Path, options: &ReadOptions, progress: &mut Progress) -> Result<Table, DataError> {
     let file = File::open(path).map_err(|e| read_error(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_error(path, e))?;
+    let total_rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let schema = builder.schema().clone();
     let kept: Vec<usize> = (0..schema.fields().len())
         .filter(|&i| options.wants(schema.field(i).name()))
@@ -380,6 +442,7 @@ fn read_parquet(path: &Path, options: &ReadOptions) -> Result<Table, DataError> 
             })?;
         }
         rows += batch.num_rows();
+        progress.rows(rows, total_rows);
     }
     let names = kept.iter().map(|&i| schema.field(i).name().clone());
     Ok(finish_table(path, rows, names, builders))

@@ -5,7 +5,9 @@
 //! [`HISTOGRAM_BINS`] equal-width bins over the pooled range, categorical ones the
 //! [`TOP_CATEGORIES`] most frequent values plus "(other)", the same bins for reference
 //! and current, so the JSON and the HTML stay a few kilobytes per column at any row count.
+//! Columns are independent, so they are tested in parallel on scoped threads.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -107,6 +109,12 @@ pub struct ColumnSelection {
 /// rows is taken for an identifier and skipped.
 pub const ID_MIN_ROWS: usize = 50;
 
+/// One column's outcome: tested, or skipped with a reason.
+enum Outcome {
+    Tested(ColumnDrift),
+    Skipped(SkippedColumn),
+}
+
 impl DriftReport {
     /// Compares every selected column of `current` with `reference`.
     pub fn build(
@@ -115,50 +123,34 @@ impl DriftReport {
         selection: &ColumnSelection,
         config: &DriftConfig,
     ) -> Result<DriftReport, DriftError> {
+        Self::build_with_progress(reference, current, selection, config, &|| {})
+    }
+
+    /// [`build`](Self::build), calling `on_column` as each column is done. Columns are
+    /// tested in parallel, one contiguous share of them per available core, and reported
+    /// in selection order.
+    pub fn build_with_progress(
+        reference: &Table,
+        current: &Table,
+        selection: &ColumnSelection,
+        config: &DriftConfig,
+        on_column: &(dyn Fn() + Sync),
+    ) -> Result<DriftReport, DriftError> {
         config.check().map_err(DriftError::Config)?;
         let names = selected_names(reference, current, selection)?;
+        let test = |name: &String| {
+            let outcome = test_column(name, reference, current, selection, config);
+            on_column();
+            outcome
+        };
+        let outcomes = in_parallel(&names, test);
         let mut columns = Vec::new();
         let mut skipped = Vec::new();
-        for name in names {
-            let (r, c) = (reference.column(&name), current.column(&name));
-            let (Some(r), Some(c)) = (r, c) else {
-                unreachable!("selected names are in both tables")
-            };
-            let (rv, cv) = aligned(&r.values, &c.values);
-            if selection.only.is_none() && looks_like_identifier(&rv) {
-                skipped.push(SkippedColumn {
-                    name,
-                    reason: "every reference value is distinct (an identifier)".into(),
-                });
-                continue;
+        for outcome in outcomes {
+            match outcome? {
+                Outcome::Tested(column) => columns.push(column),
+                Outcome::Skipped(column) => skipped.push(column),
             }
-            if rv.is_empty() || cv.is_empty() {
-                skipped.push(SkippedColumn {
-                    name,
-                    reason: "no non-missing values in the reference or the current data".into(),
-                });
-                continue;
-            }
-            let (test, threshold) = config.choose(&name, &rv, &cv);
-            let outcome = stattest::run(test, &rv, &cv).map_err(|source| DriftError::Stats {
-                column: name.clone(),
-                source,
-            })?;
-            columns.push(ColumnDrift {
-                column_type: ColumnType::of(&rv),
-                test,
-                threshold,
-                score: finite(outcome.score),
-                statistic: finite(outcome.statistic),
-                p_value: outcome.p_value.and_then(finite),
-                drifted: test.drifted(outcome.score, threshold),
-                reference_count: rv.len(),
-                current_count: cv.len(),
-                reference_missing: r.missing,
-                current_missing: c.missing,
-                histogram: histogram(&rv, &cv),
-                name,
-            });
         }
         if columns.is_empty() {
             return Err(DriftError::NoColumns(format!(
@@ -240,16 +232,89 @@ fn selected_names(
     }
 }
 
-/// Both sides as the same type: categorical when either side is.
-fn aligned(reference: &ColumnValues, current: &ColumnValues) -> (ColumnValues, ColumnValues) {
+/// `work` applied to every item on up to `available_parallelism` scoped threads, each
+/// taking a contiguous share; results in item order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(work).collect();
+    }
+    let per_thread = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = items
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(work).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("testing a column does not panic"))
+            .collect()
+    })
+}
+
+/// Tests one selected column (present in both tables).
+fn test_column(
+    name: &str,
+    reference: &Table,
+    current: &Table,
+    selection: &ColumnSelection,
+    config: &DriftConfig,
+) -> Result<Outcome, DriftError> {
+    let (Some(r), Some(c)) = (reference.column(name), current.column(name)) else {
+        unreachable!("selected names are in both tables")
+    };
+    let skip = |reason: &str| {
+        Ok(Outcome::Skipped(SkippedColumn {
+            name: name.to_string(),
+            reason: reason.into(),
+        }))
+    };
+    let (rv, cv) = aligned(&r.values, &c.values);
+    if selection.only.is_none() && looks_like_identifier(&rv) {
+        return skip("every reference value is distinct (an identifier)");
+    }
+    if rv.is_empty() || cv.is_empty() {
+        return skip("no non-missing values in the reference or the current data");
+    }
+    let (test, threshold) = config.choose(name, &rv, &cv);
+    let outcome = stattest::run(test, &rv, &cv).map_err(|source| DriftError::Stats {
+        column: name.to_string(),
+        source,
+    })?;
+    Ok(Outcome::Tested(ColumnDrift {
+        column_type: ColumnType::of(&rv),
+        test,
+        threshold,
+        score: finite(outcome.score),
+        statistic: finite(outcome.statistic),
+        p_value: outcome.p_value.and_then(finite),
+        drifted: test.drifted(outcome.score, threshold),
+        reference_count: rv.len(),
+        current_count: cv.len(),
+        reference_missing: r.missing,
+        current_missing: c.missing,
+        histogram: histogram(&rv, &cv),
+        name: name.to_string(),
+    }))
+}
+
+/// Both sides as the same type: categorical when either side is (borrowed when they
+/// already are the same type, so a million-row column is not copied).
+fn aligned<'a>(
+    reference: &'a ColumnValues,
+    current: &'a ColumnValues,
+) -> (Cow<'a, ColumnValues>, Cow<'a, ColumnValues>) {
     match (reference, current) {
         (ColumnValues::Numeric { .. }, ColumnValues::Numeric { .. })
         | (ColumnValues::Categorical { .. }, ColumnValues::Categorical { .. }) => {
-            (reference.clone(), current.clone())
+            (Cow::Borrowed(reference), Cow::Borrowed(current))
         }
         _ => (
-            reference.clone().into_categorical(),
-            current.clone().into_categorical(),
+            Cow::Owned(reference.clone().into_categorical()),
+            Cow::Owned(current.clone().into_categorical()),
         ),
     }
 }

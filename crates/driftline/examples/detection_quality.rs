@@ -26,9 +26,10 @@ use clap::Parser;
 use driftline_core::config::{Config, SplitKind};
 use driftline_core::contract::{IdSource, ValidateContext};
 use driftline_core::event::Record;
-use driftline_core::profile::{ProfileParams, ReferenceProfile};
+use driftline_core::features::FeatureSpec;
+use driftline_core::profile::ReferenceProfile;
 use driftline_core::time::Timestamp;
-use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState};
+use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState, expected_error};
 use driftline_drift::monitor::{MonitorConfig, MonitorStatus, StreamMonitor};
 use driftline_features::compute::FeatureEngine;
 use driftline_features::state::{AsOf, EntityState, EventKey};
@@ -37,6 +38,7 @@ use driftline_models::metrics::roc_auc;
 use driftline_models::model::Model;
 use driftline_stream::generator::{GeneratedEvent, Generator, GeneratorConfig, Scenario};
 use driftline_training::config::TrainingConfig;
+use driftline_training::pipeline::profile_params;
 use driftline_training::rows::{LabelledRows, Split};
 
 #[derive(Parser, Debug)]
@@ -78,6 +80,13 @@ struct Args {
     /// Print every evaluation's drifted columns.
     #[arg(long)]
     trace: bool,
+    /// Profile without hour-of-day strata (the whole reference, as before seasons).
+    #[arg(long)]
+    no_seasons: bool,
+    /// Feed the concept detectors the raw 0/1 errors (river's input) instead of the
+    /// excess errors.
+    #[arg(long)]
+    raw_errors: bool,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[arg(long, default_value_t = 2_000)]
@@ -255,7 +264,7 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
                 rows.times.push(record.ts);
             }
             if index + 1 == reference_end {
-                let (l, auc) = fit(&rows, &training, args)?;
+                let (l, auc) = fit(&rows, &spec, &training, args)?;
                 out.holdout_auc = auc;
                 live = Some(l);
             }
@@ -281,9 +290,16 @@ struct Live {
     /// Drifts reported by each detector: the labelled index of the latest one.
     votes: [Option<u64>; 3],
     in_drift: bool,
+    /// Feed the concept detectors raw errors instead of excess errors.
+    raw_errors: bool,
 }
 
-fn fit(rows: &LabelledRows, training: &TrainingConfig, args: &Args) -> Result<(Live, f64)> {
+fn fit(
+    rows: &LabelledRows,
+    spec: &FeatureSpec,
+    training: &TrainingConfig,
+    args: &Args,
+) -> Result<(Live, f64)> {
     let split = Split::new(
         &rows.labels,
         SplitKind::Time,
@@ -295,13 +311,17 @@ fn fit(rows: &LabelledRows, training: &TrainingConfig, args: &Args) -> Result<(L
     let model = training.estimator.fit(&train)?;
     let train_scores = model.predict_dataset(&train)?;
     let holdout_auc = roc_auc(&model.predict_dataset(&holdout)?, holdout.labels()).unwrap_or(f64::NAN);
+    let mut params = profile_params(spec);
+    if args.no_seasons {
+        params.season_column = None;
+    }
     let profile = ReferenceProfile::fit_row_major(
         &rows.columns,
         &rows.kinds,
         train.features(),
         Some(train.labels()),
         Some(&train_scores),
-        &ProfileParams::default(),
+        &params,
     )?;
     let mut config = MonitorConfig::default();
     if let Some(window) = args.window {
@@ -315,6 +335,7 @@ fn fit(rows: &LabelledRows, training: &TrainingConfig, args: &Args) -> Result<(L
         concept: ConceptMonitor::default(),
         votes: [None; 3],
         in_drift: false,
+        raw_errors: args.raw_errors,
     };
     Ok((live, holdout_auc))
 }
@@ -332,11 +353,18 @@ impl Live {
         self.monitor.observe(values, score)?;
         out.scored += 1;
         let Some(label) = label else { return Ok(()) };
-        let error = (score >= self.threshold) != label;
+        let declined = score >= self.threshold;
+        let error = declined != label;
         let labelled = out.labelled;
         out.labelled += 1;
         out.errors += u64::from(error);
-        for news in self.concept.update(error) {
+        let news = if self.raw_errors {
+            self.concept.update(error)
+        } else {
+            self.concept
+                .update_expected(error, expected_error(score, declined))
+        };
+        for news in news {
             if news.state != DetectorState::Drift {
                 continue;
             }

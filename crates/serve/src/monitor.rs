@@ -10,7 +10,10 @@
 //! where labels join predictions (`POST /v1/feedback`). Only the champion's (baseline)
 //! traffic feeds either, since the canary is judged by the rollout controller, and both
 //! restart whenever the champion changes: a new model has a new reference and a new error
-//! stream.
+//! stream. The concept detectors see each labelled prediction's excess error (the error
+//! minus the probability of one the model gave it), so the daily cycle of the error rate
+//! is not a change; the data-drift window is judged against the same hours of the
+//! champion's training period when its profile has hour-of-day strata.
 
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -21,7 +24,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use driftline_core::profile::ReferenceProfile;
-use driftline_drift::concept::{ConceptMonitor, ConceptSnapshot, DetectorKind, DetectorState};
+use driftline_drift::concept::{
+    ConceptMonitor, ConceptSnapshot, DetectorKind, DetectorState, expected_error,
+};
 use driftline_drift::monitor::{
     ColumnSnapshot, MonitorConfig, MonitorSnapshot, MonitorStatus, StreamMonitor,
 };
@@ -97,7 +102,8 @@ impl ConceptWatch {
             .filter(|j| j.prediction.variant == Variant::Baseline)
         {
             recent.push(j.error());
-            for event in monitor.update(j.error()) {
+            let expected = expected_error(j.prediction.score, j.prediction.decline);
+            for event in monitor.update_expected(j.error(), expected) {
                 let i = DetectorKind::ALL
                     .iter()
                     .position(|k| *k == event.detector)
@@ -266,7 +272,7 @@ impl DataWatch {
         };
         let _ = writeln!(
             out,
-            "# HELP driftline_drift_status Live data-drift monitor: 0 warming up, 1 stable, 2 drift.\n# TYPE driftline_drift_status gauge\ndriftline_drift_status {status}"
+            "# HELP driftline_drift_status Live data-drift monitor: 0 warming up, 1 stable, 2 drift (a feature or the score drifts).\n# TYPE driftline_drift_status gauge\ndriftline_drift_status {status}"
         );
         let _ = writeln!(
             out,
@@ -281,7 +287,7 @@ impl DataWatch {
             );
             let _ = writeln!(
                 out,
-                "# HELP driftline_dataset_drift 1 when at least drift_share of the features drift.\n# TYPE driftline_dataset_drift gauge\ndriftline_dataset_drift {}",
+                "# HELP driftline_dataset_drift 1 when at least drift_share of the features drift (Evidently's dataset rule; the status follows any drifted column).\n# TYPE driftline_dataset_drift gauge\ndriftline_dataset_drift {}",
                 u8::from(dataset.drifted)
             );
         }
@@ -316,7 +322,7 @@ fn render_columns(out: &mut String, columns: &[ColumnSnapshot]) {
         ),
         (
             "driftline_feature_drifted",
-            "1 when the feature's drift score crosses its threshold.",
+            "1 when the feature drifts: its distance reaches the threshold and its p-value is significant.",
             |c| c.drift.as_ref().map(|d| f64::from(u8::from(d.drifted))),
         ),
         (
@@ -356,11 +362,13 @@ pub async fn run_evaluations(state: Arc<AppState>, interval: Duration) {
         else {
             continue;
         };
+        let drift = snapshot.status == MonitorStatus::Drift;
         if let (Some(dataset), Some(retrainer)) = (&snapshot.dataset, state.retrainer.get()) {
-            retrainer.observe_data_drift(dataset.drifted, dataset.share);
+            retrainer.observe_data_drift(drift, dataset.share);
         }
-        if snapshot.status == MonitorStatus::Drift {
+        if drift {
             tracing::warn!(
+                columns = %snapshot.drifted_columns.join(","),
                 share = snapshot.dataset.as_ref().map(|d| d.share),
                 "live data drift against the champion's training data"
             );

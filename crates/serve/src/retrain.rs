@@ -244,14 +244,12 @@ impl Retrainer {
         }
     }
 
-    /// One evaluation of the live data-drift monitor.
-    pub fn observe_data_drift(&self, dataset_drifted: bool, share: f64) {
+    /// One evaluation of the live data-drift monitor: `drifted` is its status (a feature
+    /// column or the score drifts against the champion's seasonal reference), `share`
+    /// the share of drifted features reported with it.
+    pub fn observe_data_drift(&self, drifted: bool, share: f64) {
         let mut signals = self.signals.lock().expect("retrain signals lock");
-        signals.data_drift_streak = if dataset_drifted {
-            signals.data_drift_streak + 1
-        } else {
-            0
-        };
+        signals.data_drift_streak = if drifted { signals.data_drift_streak + 1 } else { 0 };
         signals.data_drift_share = share;
     }
 

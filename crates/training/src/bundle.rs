@@ -59,11 +59,12 @@ impl ModelBundle {
         }
         let bundle: ModelBundle =
             serde_json::from_slice(bytes).map_err(|e| TrainError::Bundle(format!("decoding: {e}")))?;
-        if bundle.profile.format_version != profile::FORMAT_VERSION {
+        if !profile::READABLE_FORMATS.contains(&bundle.profile.format_version) {
             return Err(TrainError::Bundle(format!(
-                "reference profile format {} is not {}, the one this driftline reads",
+                "reference profile format {} is not one this driftline reads ({:?}); retrain \
+                 the model or use the driftline release that wrote it",
                 bundle.profile.format_version,
-                profile::FORMAT_VERSION
+                profile::READABLE_FORMATS
             )));
         }
         Ok(bundle)

@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use driftline_core::config::SplitKind;
+use driftline_core::features::FeatureSpec;
 use driftline_core::profile::{ProfileParams, ReferenceProfile};
 use driftline_features::compute::FeatureEngine;
 use driftline_features::offline::OfflineStore;
@@ -50,6 +51,15 @@ pub struct Candidate {
     pub holdout: Dataset,
     /// How it was trained.
     pub lineage: Lineage,
+}
+
+/// How a model's training rows are profiled: the defaults, split by the hour-of-day
+/// feature when there is one (the monitor's seasonal reference).
+pub fn profile_params(spec: &FeatureSpec) -> ProfileParams {
+    ProfileParams {
+        season_column: spec.hour_of_day_column().map(String::from),
+        ..ProfileParams::default()
+    }
 }
 
 /// Builds the training rows from `offline` history and fits, scores and profiles a model.
@@ -96,7 +106,7 @@ pub fn fit_candidate(
         train.features(),
         Some(train.labels()),
         Some(&train_scores),
-        &ProfileParams::default(),
+        &profile_params(engine.spec()),
     )
     .map_err(|e| TrainError::Data(format!("profiling the training rows: {e}")))?;
     let fingerprint = engine.spec().fingerprint();

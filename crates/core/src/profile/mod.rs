@@ -9,6 +9,9 @@
 //! on the edges, so a value is counted in exactly the bin its edges say) and the sample
 //! (evenly spaced order statistics, so it is deterministic and, being the empirical
 //! quantile function, a KS reference within `1 / (2 * sample_size)` of the full data).
+//! With `season_column` set (the model's hour-of-day feature), the rows are also split
+//! by hour of day into [`Seasons`], so a live window can be compared with the same hours
+//! of the reference period instead of the whole day.
 
 use std::collections::BTreeMap;
 
@@ -16,11 +19,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::features::{FeatureKind, FeatureSpec};
 
+mod season;
 #[cfg(test)]
 mod tests;
 
-/// Bumped whenever the serialised shape of [`ReferenceProfile`] changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub use season::{HOURS, HourStratum, Seasons, StratumColumn, hour_of};
+
+/// Bumped whenever the serialised shape of [`ReferenceProfile`] changes. Version 2 added
+/// the optional hour-of-day strata ([`ReferenceProfile::seasons`]).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Every format this build reads: a version-1 profile is a version-2 profile without
+/// strata (the monitor then compares with the whole reference).
+pub const READABLE_FORMATS: [u32; 2] = [1, 2];
 
 /// How a column is profiled, which in turn picks the drift tests run on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +74,12 @@ pub struct ProfileParams {
     pub quantiles: Vec<f64>,
     /// At most this many non-missing values are kept per numeric column (at least 1).
     pub sample_size: usize,
+    /// The hour-of-day column (values 0..=23) to split the rows by, for a seasonal
+    /// reference; `None` keeps no strata.
+    pub season_column: Option<String>,
+    /// At most this many non-missing values are kept per numeric column and hour
+    /// (at least 1).
+    pub season_sample_size: usize,
 }
 
 impl Default for ProfileParams {
@@ -71,6 +88,8 @@ impl Default for ProfileParams {
             bins: 20,
             quantiles: vec![0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99],
             sample_size: 5000,
+            season_column: None,
+            season_sample_size: 256,
         }
     }
 }
@@ -82,6 +101,11 @@ impl ProfileParams {
         }
         if self.sample_size == 0 {
             return Err(ProfileError::Params("sample_size must be at least 1".into()));
+        }
+        if self.season_sample_size == 0 {
+            return Err(ProfileError::Params(
+                "season_sample_size must be at least 1".into(),
+            ));
         }
         if let Some(q) = self.quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
             return Err(ProfileError::Params(format!("quantile {q} is not within [0, 1]")));
@@ -116,6 +140,8 @@ pub enum ProfileError {
     NonFinite { column: String, row: usize, value: f64 },
     #[error("column '{column}' is categorical but row {row} is {value}, not an integer code")]
     NotACode { column: String, row: usize, value: f64 },
+    #[error("season_column '{column}' is not one of the profiled columns")]
+    UnknownSeasonColumn { column: String },
 }
 
 /// The profile of a training set, stored with the model it trained.
@@ -133,6 +159,10 @@ pub struct ReferenceProfile {
     pub scores: Option<NumericSummary>,
     /// One profile per column, in input column order.
     pub columns: Vec<ColumnProfile>,
+    /// The rows split by hour of day, when `params.season_column` was set (absent in
+    /// format-1 profiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seasons: Option<Seasons>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +251,18 @@ impl ReferenceProfile {
             return Err(ProfileError::DuplicateColumn { column: dup.clone() });
         }
 
+        let mut seasons = params
+            .season_column
+            .as_ref()
+            .map(|name| {
+                columns
+                    .iter()
+                    .position(|c| c == name)
+                    .map(|at| season::SeasonBuilder::new(name, at, columns.len()))
+                    .ok_or_else(|| ProfileError::UnknownSeasonColumn { column: name.clone() })
+            })
+            .transpose()?;
+
         // One pass over the rows: split into per-column non-missing values.
         let n_cols = columns.len();
         let rows = rows.into_iter();
@@ -258,6 +300,9 @@ impl ReferenceProfile {
                 }
                 values[j].push(v);
             }
+            if let Some(seasons) = &mut seasons {
+                seasons.push(row);
+            }
             n_rows += 1;
         }
         if n_rows == 0 {
@@ -274,6 +319,7 @@ impl ReferenceProfile {
                 })
             })
             .transpose()?;
+        let raw_scores = scores;
         let scores = scores
             .map(|scores| {
                 check_len("scores", scores.len(), n_rows)?;
@@ -295,6 +341,7 @@ impl ReferenceProfile {
             })
             .transpose()?;
 
+        let seasons = seasons.map(|s| s.finish(kinds, raw_scores, params.season_sample_size));
         let columns = summarise_columns(columns, kinds, values, missing, params);
         Ok(ReferenceProfile {
             format_version: FORMAT_VERSION,
@@ -303,6 +350,7 @@ impl ReferenceProfile {
             labels,
             scores,
             columns,
+            seasons,
         })
     }
 

@@ -245,7 +245,7 @@ fn json_round_trips_with_labels_and_scores() {
     assert_eq!(s.sample, vec![0.1, 0.7, 0.9]);
 
     let json = serde_json::to_string_pretty(&p).unwrap();
-    assert!(json.contains("\"format_version\": 1"));
+    assert!(json.contains("\"format_version\": 2"));
     let back: ReferenceProfile = serde_json::from_str(&json).unwrap();
     assert_eq!(back, p);
 }
@@ -410,7 +410,7 @@ proptest! {
         mut qs in prop::collection::vec(0.0f64..=1.0, 0..12),
     ) {
         qs.sort_by(f64::total_cmp);
-        let params = ProfileParams { bins, quantiles: qs, sample_size: 50 };
+        let params = ProfileParams { bins, quantiles: qs, sample_size: 50, ..ProfileParams::default() };
         let p = one_column(&values, ColumnKind::Numeric, &params);
         let c = &p.column("x").unwrap().summary;
         let present: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
@@ -436,4 +436,91 @@ proptest! {
             prop_assert!(present.is_empty());
         }
     }
+}
+
+#[test]
+fn a_season_column_splits_rows_and_scores_by_hour() {
+    // Columns: amount, hour, flag. Hour 25 and a missing hour belong to no stratum.
+    let rows = [
+        [10.0, 3.0, 1.0],
+        [20.0, 3.0, 0.0],
+        [NAN, 3.0, 1.0],
+        [30.0, 7.0, 0.0],
+        [40.0, 25.0, 0.0],
+        [50.0, NAN, 1.0],
+    ];
+    let data: Vec<f64> = rows.iter().flatten().copied().collect();
+    let scores = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+    let params = ProfileParams {
+        season_column: Some("hour".into()),
+        season_sample_size: 1,
+        ..ProfileParams::default()
+    };
+    let p = ReferenceProfile::fit_row_major(
+        &names(&["amount", "hour", "flag"]),
+        &[ColumnKind::Numeric, ColumnKind::Numeric, ColumnKind::Categorical],
+        &data,
+        None,
+        Some(&scores),
+        &params,
+    )
+    .unwrap();
+    let seasons = p.seasons.as_ref().unwrap();
+    assert_eq!((seasons.column.as_str(), seasons.hours.len()), ("hour", HOURS));
+    let three = seasons.hour(3).unwrap();
+    assert_eq!(three.rows, 3);
+    let amount = &three.columns[0];
+    assert_eq!((amount.count, amount.missing), (2, 1));
+    assert_eq!(
+        amount.sample,
+        vec![20.0],
+        "one order statistic: the upper median of 10, 20"
+    );
+    assert_eq!(three.columns[2].categories.as_ref().unwrap()[&1], 2);
+    let scores3 = three.scores.as_ref().unwrap();
+    assert_eq!((scores3.count, scores3.sample.len()), (3, 1));
+    assert_eq!(seasons.hour(7).unwrap().rows, 1);
+    let assigned: usize = seasons.hours.iter().map(|h| h.rows).sum();
+    assert_eq!(assigned, 4, "hour 25 and a missing hour are in no stratum");
+    assert_eq!(p.format_version, 2);
+}
+
+#[test]
+fn an_unknown_season_column_is_refused_by_name() {
+    let params = ProfileParams {
+        season_column: Some("hour".into()),
+        ..ProfileParams::default()
+    };
+    let error = ReferenceProfile::fit_row_major(
+        &names(&["x"]),
+        &[ColumnKind::Numeric],
+        &[1.0],
+        None,
+        None,
+        &params,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error,
+        ProfileError::UnknownSeasonColumn {
+            column: "hour".into()
+        }
+    );
+}
+
+#[test]
+fn a_format_1_profile_without_seasons_still_reads() {
+    let mut p = one_column(&[1.0, 2.0], ColumnKind::Numeric, &ProfileParams::default());
+    let mut json: serde_json::Value = serde_json::to_value(&p).unwrap();
+    json["format_version"] = 1.into();
+    json["params"].as_object_mut().unwrap().remove("season_column");
+    json["params"]
+        .as_object_mut()
+        .unwrap()
+        .remove("season_sample_size");
+    assert!(json.get("seasons").is_none(), "no strata, no key");
+    let read: ReferenceProfile = serde_json::from_value(json).unwrap();
+    p.format_version = 1;
+    assert_eq!(read, p);
+    assert!(READABLE_FORMATS.contains(&1));
 }

@@ -5,7 +5,9 @@
 //! remembers the running error rate `p` and its binomial standard deviation `s` where
 //! `p + s` was lowest, and compares the current `p + s` with `p_min + k * s_min` (k = 2 for
 //! a warning, 3 for drift), strictly. If the lowest point had no errors at all (`s_min` =
-//! 0), the first error after it is a drift, as in river.
+//! 0), the first error after it is a drift, as in river. [`Ddm::update_excess`] runs the
+//! same rule on a deseasonalised stream, with the standard deviation the model's own
+//! probabilities imply.
 
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +57,8 @@ pub struct Ddm {
     pub(super) best: Option<(f64, f64)>,
     /// p_min + s_min, infinite before the first.
     best_sum: f64,
+    /// [`Ddm::update_excess`]: the mean of the expected variances.
+    variance: RunningMean,
     state: DetectorState,
 }
 
@@ -72,20 +76,37 @@ impl Ddm {
             error_rate: RunningMean::default(),
             best: None,
             best_sum: f64::INFINITY,
+            variance: RunningMean::default(),
             state: DetectorState::Stable,
         })
     }
 }
 
-impl DriftDetector for Ddm {
-    /// `x` is 1 for an error, 0 for a correct prediction.
-    fn update(&mut self, x: f64) -> DetectorState {
+impl Ddm {
+    /// DDM on a stream of excess errors (the error minus the error the model expected for
+    /// that prediction, [`super::expected_error`]) with `variance` the Bernoulli variance
+    /// the model expected (`e · (1 − e)`): the standard deviation of the running mean is
+    /// the one those expectations imply, `sqrt(mean variance / n)`, instead of river's
+    /// `sqrt(p · (1 − p) / n)`, which assumes one error rate for the whole stream and
+    /// collapses to 0 when the first predictions happen to be right. The warm-up and
+    /// the 2σ / 3σ rules are river's.
+    pub fn update_excess(&mut self, excess: f64, variance: f64) -> DetectorState {
+        self.step(excess, Some(variance))
+    }
+
+    fn step(&mut self, x: f64, variance: Option<f64>) -> DetectorState {
         if self.state == DetectorState::Drift {
             self.reset();
         }
         self.error_rate.update(x);
         let (p, n) = (self.error_rate.mean, self.error_rate.n);
-        let s = (p * (1.0 - p) / n).sqrt();
+        let s = match variance {
+            None => (p * (1.0 - p) / n).sqrt(),
+            Some(v) => {
+                self.variance.update(v.max(0.0));
+                (self.variance.mean / n).sqrt()
+            }
+        };
         if n <= self.params.warm_start as f64 {
             return self.state;
         }
@@ -93,7 +114,10 @@ impl DriftDetector for Ddm {
             self.best = Some((p, s));
             self.best_sum = p + s;
         }
-        let (p_min, s_min) = self.best.expect("set on the first update past the warm start");
+        let Some((p_min, s_min)) = self.best else {
+            // Only a NaN input can leave no minimum; it is not a change.
+            return self.state;
+        };
         self.state = if p + s > p_min + self.params.drift_threshold * s_min {
             DetectorState::Drift
         } else if p + s > p_min + self.params.warning_threshold * s_min {
@@ -102,6 +126,12 @@ impl DriftDetector for Ddm {
             DetectorState::Stable
         };
         self.state
+    }
+}
+
+impl DriftDetector for Ddm {
+    fn update(&mut self, x: f64) -> DetectorState {
+        self.step(x, None)
     }
 
     fn state(&self) -> DetectorState {
@@ -112,6 +142,7 @@ impl DriftDetector for Ddm {
         self.error_rate = RunningMean::default();
         self.best = None;
         self.best_sum = f64::INFINITY;
+        self.variance = RunningMean::default();
         self.state = DetectorState::Stable;
     }
 }

@@ -7,6 +7,18 @@
 //! made by `make_concept_fixture.py`), including river's reset rule: a detector that
 //! reported drift starts afresh on its next update. Arithmetic is written in river's
 //! operation order, so the floating-point results, and hence the indices, agree.
+//!
+//! Deseasonalised input ([`ConceptMonitor::update_expected`]): an error rate with a daily
+//! cycle (fraud, and so errors, concentrate at night) is a change in the mean that ADWIN
+//! and Page–Hinkley correctly detect twice a day. Fed instead the **excess error**, the
+//! error (0/1) minus the probability of an error the model itself gave that prediction
+//! ([`expected_error`]: `1 − score` for a decline, `score` for an approval), the
+//! detectors see a stream whose mean is 0 whatever the hour while the model's
+//! probabilities stay calibrated, and rises when the world no longer behaves as the
+//! model expects (concept drift): a covariate shift moves the scores, and the
+//! expectation with them. ADWIN and Page–Hinkley are shift-invariant and run unchanged
+//! with river's parameters; DDM, whose binomial deviation assumes one error rate, takes
+//! the deviation the expectations imply ([`Ddm::update_excess`]).
 
 mod adwin;
 mod ddm;
@@ -176,6 +188,19 @@ pub struct ConceptEvent {
     pub index: u64,
 }
 
+/// The probability that a prediction with `score` (the model's probability of the
+/// positive class) is wrong, by the model's own account: a decline is wrong when the label
+/// is negative (`1 − score`), an approval when it is positive (`score`). Scores outside
+/// [0, 1] are clamped.
+pub fn expected_error(score: f64, declined: bool) -> f64 {
+    let p = if score.is_nan() {
+        0.0
+    } else {
+        score.clamp(0.0, 1.0)
+    };
+    if declined { 1.0 - p } else { p }
+}
+
 /// ADWIN, Page–Hinkley and DDM on one stream of prediction errors.
 #[derive(Debug, Clone)]
 pub struct ConceptMonitor {
@@ -185,6 +210,11 @@ pub struct ConceptMonitor {
     statuses: [DetectorStatus; 3],
     observations: u64,
     errors: u64,
+    /// [`update_expected`](Self::update_expected): the sum of expected errors, and errors
+    /// and observations since ADWIN's latest drift.
+    expected_errors: f64,
+    since_change: (u64, u64),
+    deseasonalised: bool,
 }
 
 impl Default for ConceptMonitor {
@@ -202,22 +232,43 @@ impl ConceptMonitor {
             statuses: DetectorKind::ALL.map(DetectorStatus::new),
             observations: 0,
             errors: 0,
+            expected_errors: 0.0,
+            since_change: (0, 0),
+            deseasonalised: false,
         })
     }
 
-    /// Adds one labelled prediction (`error`: the decision disagreed with the label) and
-    /// returns what is news: a detector entering its warning zone or detecting drift.
-    /// Allocates only when there is news.
-    pub fn update(&mut self, error: bool) -> Vec<ConceptEvent> {
-        let x = f64::from(u8::from(error));
+    /// Adds one labelled prediction with the probability of an error the model gave it
+    /// (`expected`, see [`expected_error`]): the detectors see the excess error
+    /// `error − expected`, not the error, so a daily cycle of the error rate that the
+    /// model's scores foresee is not a change. Feed one monitor either this or
+    /// [`update`](Self::update), not both.
+    pub fn update_expected(&mut self, error: bool, expected: f64) -> Vec<ConceptEvent> {
+        let expected = if expected.is_nan() {
+            0.0
+        } else {
+            expected.clamp(0.0, 1.0)
+        };
+        self.deseasonalised = true;
+        let excess = f64::from(u8::from(error)) - expected;
+        self.expected_errors += expected;
+        let states = [
+            self.adwin.update(excess),
+            self.page_hinkley.update(excess),
+            self.ddm.update_excess(excess, expected * (1.0 - expected)),
+        ];
+        self.since_change = if states[0] == DetectorState::Drift {
+            (0, 0)
+        } else {
+            (self.since_change.0 + u64::from(error), self.since_change.1 + 1)
+        };
+        self.record(error, states)
+    }
+
+    fn record(&mut self, error: bool, states: [DetectorState; 3]) -> Vec<ConceptEvent> {
         let index = self.observations;
         self.observations += 1;
         self.errors += u64::from(error);
-        let states = [
-            self.adwin.update(x),
-            self.page_hinkley.update(x),
-            self.ddm.update(x),
-        ];
         self.statuses
             .iter_mut()
             .zip(states)
@@ -225,15 +276,39 @@ impl ConceptMonitor {
             .collect()
     }
 
+    /// Adds one labelled prediction (`error`: the decision disagreed with the label) and
+    /// returns what is news: a detector entering its warning zone or detecting drift.
+    /// Allocates only when there is news.
+    pub fn update(&mut self, error: bool) -> Vec<ConceptEvent> {
+        let x = f64::from(u8::from(error));
+        let states = [
+            self.adwin.update(x),
+            self.page_hinkley.update(x),
+            self.ddm.update(x),
+        ];
+        self.record(error, states)
+    }
+
     /// The state of every detector and the error rates.
     pub fn snapshot(&self) -> ConceptSnapshot {
+        let (recent_error_rate, excess_error_rate, expected_error_rate) = if self.deseasonalised {
+            (
+                rate(self.since_change.0, self.since_change.1),
+                Some(self.adwin.estimation()),
+                Some(self.expected_errors / self.observations.max(1) as f64),
+            )
+        } else {
+            (self.adwin.estimation(), None, None)
+        };
         ConceptSnapshot {
             observations: self.observations,
             errors: self.errors,
             error_rate: rate(self.errors, self.observations),
-            recent_error_rate: self.adwin.estimation(),
+            recent_error_rate,
             recent_window: self.adwin.width() as u64,
             detectors: self.statuses.to_vec(),
+            expected_error_rate,
+            excess_error_rate,
         }
     }
 }
@@ -255,10 +330,19 @@ pub struct ConceptSnapshot {
     pub errors: u64,
     /// errors / observations (0 before any).
     pub error_rate: f64,
-    /// The error rate over ADWIN's current window: the errors since the last change.
+    /// The error rate since the last change: over ADWIN's current window, or (when the
+    /// detectors see excess errors) since ADWIN's latest drift.
     pub recent_error_rate: f64,
     /// Length of ADWIN's current window.
     pub recent_window: u64,
     /// ADWIN, Page–Hinkley, DDM, in that order.
     pub detectors: Vec<DetectorStatus>,
+    /// The mean probability of an error the model gave the labelled predictions, when the
+    /// detectors see excess errors.
+    #[serde(default)]
+    pub expected_error_rate: Option<f64>,
+    /// Errors beyond the model's expectation over ADWIN's current window (mean of
+    /// `error − expected`), when the detectors see excess errors.
+    #[serde(default)]
+    pub excess_error_rate: Option<f64>,
 }

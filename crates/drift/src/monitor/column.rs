@@ -1,26 +1,31 @@
 //! One monitored column: its reference, prepared once from the profile, and the
 //! evaluation of the window's values against it.
 //!
-//! Key decision: the drift tests are the batch report's own ([`stattest::run`]) on the
-//! same reference the report uses for `--reference model:...` (the profile's sorted sample
-//! for numbers, exact category counts otherwise), so the monitor and `drift report` agree
-//! on the same data. Two things differ: the test is a distance chosen by column kind, not
-//! by Evidently's size rule, because the window is always large; and the KS p-value beside
-//! a distance uses the asymptotic law (scipy's `method="asymp"`), because the exact count
-//! costs O(n · m) on a drifted column (≈ 10 ms per column at 5,000 × 5,000) and a p-value
-//! far below any threshold gains nothing from exactness. A KS test configured to decide
-//! is exact, as in the batch report.
+//! Key decision: the drift tests are the batch report's own ([`stattest::run`]), run
+//! against the hour-matched mixture of the profile's strata when the profile has them
+//! ([`super::season`]) and against the whole reference otherwise (the profile's sorted
+//! sample for numbers, exact category counts). A column configured with a distance
+//! drifts only when the distance reaches its threshold (the change matters) **and** the
+//! p-value beside it is below the evaluation's significance level (the change is not
+//! the noise of a small window or of a quiet hour's few reference rows); a column
+//! configured with a p-value test is decided by it alone, as in the batch report. The KS
+//! p-value beside a distance uses the asymptotic law (scipy's `method="asymp"`), because
+//! the exact count costs O(n · m) on a drifted column and a p-value far below any
+//! threshold gains nothing from exactness; the categorical one is the chi-square test of
+//! homogeneity of the two samples (the reference counted as a sample, not as exact
+//! shares, since a quiet hour's reference is small).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use driftline_core::drift::StatTest;
 use driftline_core::profile::{ColumnKind, ColumnProfile, NumericSummary};
 
+use super::season::{ColumnStrata, HourMix};
 use super::snapshot::{ColumnHistogram, ColumnSnapshot, ColumnVerdict, DataQuality};
 use crate::data::ColumnValues;
 use crate::selection::DriftConfig;
 use crate::stats::{self, binning};
-use crate::stattest::{self, ColumnType};
+use crate::stattest::{self, ColumnType, PairedCounts};
 
 /// A column's reference and its test.
 #[derive(Debug, Clone)]
@@ -31,6 +36,10 @@ pub(super) struct ColumnModel {
     pub test: StatTest,
     pub threshold: f64,
     reference: ColumnValues,
+    /// Non-missing reference values (the sample may be smaller).
+    reference_count: usize,
+    /// Hour-of-day strata, when the profile has them.
+    strata: Option<ColumnStrata>,
     reference_missing_rate: f64,
     /// Numeric: the reference's [min, max] and histogram.
     range: Option<(f64, f64)>,
@@ -63,6 +72,7 @@ impl ColumnModel {
         kind: ColumnKind,
         summary: &NumericSummary,
         categories: Option<&BTreeMap<i64, usize>>,
+        strata: Option<ColumnStrata>,
         config: &DriftConfig,
     ) -> Result<Self, String> {
         let test = config
@@ -101,6 +111,8 @@ impl ColumnModel {
             test,
             threshold: config.threshold(name, test),
             reference,
+            reference_count: summary.count,
+            strata,
             reference_missing_rate: summary.missing_rate,
             range: stats.filter(|_| numeric).map(|s| (s.min, s.max)),
             edges: histogram.map(|h| h.edges.clone()).unwrap_or_default(),
@@ -112,19 +124,31 @@ impl ColumnModel {
     }
 
     /// A feature column of the profile.
-    pub fn of_profile(column: &ColumnProfile, config: &DriftConfig) -> Result<Self, String> {
+    pub fn of_profile(
+        column: &ColumnProfile,
+        strata: Option<ColumnStrata>,
+        config: &DriftConfig,
+    ) -> Result<Self, String> {
         Self::new(
             &column.name,
             column.kind,
             &column.summary,
             column.categories.as_ref(),
+            strata,
             config,
         )
     }
 
-    /// Evaluates the window's values of this column (any order, NaN = missing); a verdict
-    /// only when `judge`.
-    pub fn evaluate(&self, mut values: Vec<f64>, judge: bool) -> ColumnSnapshot {
+    /// Evaluates the window's values of this column (any order, NaN = missing) against
+    /// the reference for hours `mix` (the whole reference when `None`); a verdict only
+    /// when `judge`, drift only with a p-value below `significance`.
+    pub fn evaluate(
+        &self,
+        mut values: Vec<f64>,
+        judge: bool,
+        mix: Option<&HourMix>,
+        significance: f64,
+    ) -> ColumnSnapshot {
         let total = values.len();
         values.retain(|v| !v.is_nan());
         let missing_rate = share(total - values.len(), total);
@@ -138,7 +162,13 @@ impl ColumnModel {
                 Some("warming up: the window is shorter than min_window".to_string()),
             )
         } else {
-            match self.verdict(&current) {
+            let seasonal = self
+                .strata
+                .as_ref()
+                .zip(mix)
+                .and_then(|(strata, mix)| strata.mixture(mix, &self.reference, self.reference_count));
+            let reference = seasonal.as_ref().unwrap_or(&self.reference);
+            match self.verdict(reference, &current, significance) {
                 Ok(verdict) => (Some(verdict), None),
                 Err(reason) => (None, Some(reason)),
             }
@@ -245,33 +275,72 @@ impl ColumnModel {
         (ColumnValues::Categorical { counts }, quality, histogram)
     }
 
-    /// The deciding test and the p-value beside it.
-    fn verdict(&self, current: &ColumnValues) -> Result<ColumnVerdict, String> {
-        if self.reference.is_empty() {
+    /// The deciding test and the p-value beside it, against `reference`.
+    fn verdict(
+        &self,
+        reference: &ColumnValues,
+        current: &ColumnValues,
+        significance: f64,
+    ) -> Result<ColumnVerdict, String> {
+        if reference.is_empty() {
             return Err("the reference has no values in this column".into());
         }
         if current.is_empty() {
             return Err("every value in the window is missing".into());
         }
-        let run = |test| stattest::run(test, &self.reference, current).map_err(|e| e.to_string());
+        let run = |test| stattest::run(test, reference, current).map_err(|e| e.to_string());
         let decided = run(self.test)?;
-        let (p_value_test, p_value) = match (self.test.is_p_value(), &self.reference, current) {
+        let (p_value_test, p_value) = match (self.test.is_p_value(), reference, current) {
             (true, _, _) => (self.test, decided.p_value),
             (false, ColumnValues::Numeric { sorted: r, .. }, ColumnValues::Numeric { sorted: c, .. }) => {
                 let ks = stats::ks_2samp_sorted_asymptotic(r, c).map_err(|e| e.to_string())?;
                 (StatTest::Ks, Some(ks.p_value))
             }
-            (false, _, _) => (StatTest::ChiSquare, run(StatTest::ChiSquare)?.p_value),
+            (false, _, _) => (StatTest::ChiSquare, homogeneity_p_value(reference, current)),
+        };
+        let p_value = p_value.and_then(finite);
+        let exceeds_threshold = self.test.drifted(decided.score, self.threshold);
+        let (significant, drifted) = if self.test.is_p_value() {
+            (exceeds_threshold, exceeds_threshold)
+        } else {
+            let significant = p_value.is_some_and(|p| p < significance);
+            (significant, exceeds_threshold && significant)
         };
         Ok(ColumnVerdict {
             test: self.test,
             score: finite(decided.score),
             threshold: self.threshold,
-            drifted: self.test.drifted(decided.score, self.threshold),
+            drifted,
             p_value_test,
-            p_value: p_value.and_then(finite),
+            p_value,
+            exceeds_threshold,
+            significant,
+            significance_level: significance,
+            reference_size: reference.len(),
         })
     }
+}
+
+/// The chi-square test of homogeneity of two samples' category counts (scipy's
+/// `chi2_contingency` without continuity correction); `None` with a single category.
+fn homogeneity_p_value(reference: &ColumnValues, current: &ColumnValues) -> Option<f64> {
+    let paired = PairedCounts::of(reference, current);
+    let (r_total, c_total) = (paired.reference_total(), paired.current_total());
+    let total = r_total + c_total;
+    let mut statistic = 0.0;
+    let mut categories = 0;
+    for (&r, &c) in paired.reference.iter().zip(&paired.current) {
+        let in_category = (r + c) as f64;
+        if in_category == 0.0 {
+            continue;
+        }
+        categories += 1;
+        for (observed, side_total) in [(r as f64, r_total), (c as f64, c_total)] {
+            let expected = in_category * side_total / total;
+            statistic += (observed - expected).powi(2) / expected;
+        }
+    }
+    (categories > 1).then(|| stats::chi_square_sf(statistic, categories - 1))
 }
 
 fn finite(x: f64) -> Option<f64> {

@@ -2,14 +2,27 @@
 //! scores, evaluated against the champion's reference profile, plus the concept-drift
 //! detectors on the stream of labelled errors.
 //!
-//! Key decision: the request path only copies. [`StreamMonitor::observe`] writes one row
+//! Key decisions. The request path only copies: [`StreamMonitor::observe`] writes one row
 //! into a preallocated ring buffer behind a `std::sync::Mutex` held for the copy alone (no
 //! allocation, no statistics); [`StreamMonitor::evaluate`] copies the filled rows out under
 //! the lock and runs every test outside it, so a slow evaluation never blocks a request.
-//! Verdicts use distances (normed Wasserstein, Jensen–Shannon) with p-values beside them,
-//! because at thousands of rows a p-value flags differences too small to matter.
+//!
+//! Like is compared with like: when the profile holds hour-of-day strata (a model with an
+//! hour-of-day feature), each column of the window is compared with the same hours of the
+//! reference period, weighted as the window covers them ([`season`]). A window of a few
+//! hours is otherwise compared with whole days, and every feature with a daily cycle (the
+//! hour itself, 1 h counts, the score: fraud happens at night) "drifts" twice a day.
+//!
+//! A column drifts when its distance (normed Wasserstein, Jensen–Shannon, unless
+//! configured) reaches the threshold **and** its p-value (KS, chi-square) is below
+//! `p_value_threshold / columns`: the distance says the change is large enough to matter
+//! and does not grow with the window, as a p-value alone would; the p-value says it is
+//! not noise, which a distance alone cannot at `min_window` rows or against a quiet
+//! hour's few reference rows. The status is `drift` when any feature column or the score
+//! drifts; Evidently's dataset rule (a share of drifted columns) is reported beside it.
 
 mod column;
+mod season;
 mod snapshot;
 
 #[cfg(test)]
@@ -18,16 +31,17 @@ mod tests;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use driftline_core::config::DriftSettings;
-use driftline_core::profile::{ColumnKind, ReferenceProfile};
+use driftline_core::profile::{ColumnKind, HourStratum, ReferenceProfile, Seasons, StratumColumn};
 
 pub use snapshot::{
     ColumnHistogram, ColumnSnapshot, ColumnVerdict, DataQuality, DatasetVerdict, MonitorSnapshot,
-    MonitorStatus,
+    MonitorStatus, SeasonSnapshot,
 };
 
-use crate::concept::{ConceptEvent, ConceptMonitor, ConceptParams};
+use crate::concept::{ConceptEvent, ConceptMonitor, ConceptParams, expected_error};
 use crate::selection::DriftConfig;
 use column::ColumnModel;
+use season::{ColumnStrata, HourMix};
 
 /// The name the score column answers to in overrides and snapshots.
 pub const SCORE_COLUMN: &str = "score";
@@ -158,8 +172,21 @@ pub struct StreamMonitor {
     window: usize,
     min_window: usize,
     drift_share: f64,
+    /// The family-wise false-positive rate of one evaluation's tests.
+    p_value_threshold: f64,
+    /// The hour-of-day column and its index, when the profile has strata.
+    season: Option<(String, usize)>,
     ring: Mutex<Ring>,
     concept: Mutex<ConceptMonitor>,
+}
+
+/// One column's strata (picked from each hour by `pick`), when every hour has them.
+fn strata(
+    seasons: Option<&Seasons>,
+    pick: impl Fn(&HourStratum) -> Option<&StratumColumn>,
+) -> Option<ColumnStrata> {
+    let hours: Option<Vec<&StratumColumn>> = seasons?.hours.iter().map(pick).collect();
+    hours.map(|h| ColumnStrata::new(h.into_iter()))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -171,16 +198,36 @@ impl StreamMonitor {
     /// A monitor of traffic against `profile` (features in the profile's column order).
     pub fn new(profile: &ReferenceProfile, config: &MonitorConfig) -> Result<Self, MonitorError> {
         config.check()?;
+        let seasons = profile.seasons.as_ref();
+        let season = seasons
+            .map(|s| {
+                profile
+                    .columns
+                    .iter()
+                    .position(|c| c.name == s.column)
+                    .map(|at| (s.column.clone(), at))
+                    .ok_or_else(|| {
+                        MonitorError::Config(format!(
+                            "the profile's season column '{}' is not one of its columns",
+                            s.column
+                        ))
+                    })
+            })
+            .transpose()?;
         let columns = profile
             .columns
             .iter()
-            .map(|c| ColumnModel::of_profile(c, &config.drift))
+            .enumerate()
+            .map(|(j, c)| ColumnModel::of_profile(c, strata(seasons, |h| h.columns.get(j)), &config.drift))
             .collect::<Result<Vec<_>, _>>()
             .map_err(MonitorError::Config)?;
         let score = profile
             .scores
             .as_ref()
-            .map(|s| ColumnModel::new(SCORE_COLUMN, ColumnKind::Numeric, s, None, &config.drift))
+            .map(|s| {
+                let strata = strata(seasons, |h| h.scores.as_ref());
+                ColumnModel::new(SCORE_COLUMN, ColumnKind::Numeric, s, None, strata, &config.drift)
+            })
             .transpose()
             .map_err(MonitorError::Config)?;
         Ok(StreamMonitor {
@@ -194,6 +241,8 @@ impl StreamMonitor {
             window: config.window,
             min_window: config.min_window,
             drift_share: config.drift.drift_share,
+            p_value_threshold: config.drift.p_value_threshold,
+            season,
         })
     }
 
@@ -215,11 +264,12 @@ impl StreamMonitor {
         Ok(())
     }
 
-    /// Adds one labelled prediction to the concept-drift detectors (`error`: the decision
-    /// disagreed with the label) and returns what is news: a detector entering its warning
-    /// zone or detecting drift.
-    pub fn observe_outcome(&self, error: bool) -> Vec<ConceptEvent> {
-        lock(&self.concept).update(error)
+    /// Adds one labelled prediction (its score, whether it was declined, and its label)
+    /// to the concept-drift detectors, which see its excess error (see
+    /// [`ConceptMonitor::update_expected`]), and returns what is news: a detector entering
+    /// its warning zone or detecting drift.
+    pub fn observe_outcome(&self, score: f64, declined: bool, label: bool) -> Vec<ConceptEvent> {
+        lock(&self.concept).update_expected(declined != label, expected_error(score, declined))
     }
 
     /// Evaluates the window: copies it out under the lock, tests outside it.
@@ -235,25 +285,45 @@ impl StreamMonitor {
         let observed = rows.len() / stride;
         let judge = observed >= self.min_window;
         let column_values = |j: usize| -> Vec<f64> { rows.iter().skip(j).step_by(stride).copied().collect() };
+        let mix = self
+            .season
+            .as_ref()
+            .map(|(_, at)| HourMix::of(rows.iter().skip(*at).step_by(stride).copied()));
+        let tests = self.columns.len() + usize::from(self.score.is_some());
+        let significance = self.p_value_threshold / tests as f64;
         let columns: Vec<ColumnSnapshot> = self
             .columns
             .iter()
             .enumerate()
-            .map(|(j, model)| model.evaluate(column_values(j), judge))
+            .map(|(j, model)| model.evaluate(column_values(j), judge, mix.as_ref(), significance))
             .collect();
         let score = self
             .score
             .as_ref()
-            .map(|model| model.evaluate(column_values(stride - 1), judge));
+            .map(|model| model.evaluate(column_values(stride - 1), judge, mix.as_ref(), significance));
         let dataset = judge.then(|| self.dataset_verdict(&columns));
-        let drifted = |c: &ColumnSnapshot| c.drift.is_some_and(|d| d.drifted);
+        let drifted_columns: Vec<String> = columns
+            .iter()
+            .chain(&score)
+            .filter(|c| c.drift.is_some_and(|d| d.drifted))
+            .map(|c| c.name.clone())
+            .collect();
         let status = if !judge {
             MonitorStatus::WarmingUp
-        } else if dataset.is_some_and(|d| d.drifted) || score.as_ref().is_some_and(drifted) {
-            MonitorStatus::Drift
-        } else {
+        } else if drifted_columns.is_empty() {
             MonitorStatus::Stable
+        } else {
+            MonitorStatus::Drift
         };
+        let season = self
+            .season
+            .as_ref()
+            .zip(mix)
+            .map(|((column, _), mix)| SeasonSnapshot {
+                column: column.clone(),
+                window_hours: mix.rows.to_vec(),
+                unassigned: mix.unassigned,
+            });
         MonitorSnapshot {
             status,
             window: self.window,
@@ -264,6 +334,8 @@ impl StreamMonitor {
             dataset,
             score,
             concept,
+            drifted_columns,
+            season,
         }
     }
 

@@ -17,9 +17,9 @@ use crate::concept::ConceptSnapshot;
 pub enum MonitorStatus {
     /// Fewer than `min_window` predictions in the window: no verdict yet.
     WarmingUp,
-    /// Neither the dataset nor the scores drift.
+    /// No feature column and not the scores drift.
     Stable,
-    /// The dataset (enough feature columns) or the scores drift.
+    /// At least one feature column or the scores drift (listed in `drifted_columns`).
     Drift,
 }
 
@@ -44,6 +44,25 @@ pub struct MonitorSnapshot {
     pub score: Option<ColumnSnapshot>,
     /// Concept drift on the error stream of labelled predictions.
     pub concept: ConceptSnapshot,
+    /// The columns (features, then `score`) whose verdict is drift: the status is `drift`
+    /// when this is not empty.
+    #[serde(default)]
+    pub drifted_columns: Vec<String>,
+    /// What the window was compared with: the hours it covers, when the reference is
+    /// seasonal; `None` when the whole reference was used (a profile without strata).
+    #[serde(default)]
+    pub season: Option<SeasonSnapshot>,
+}
+
+/// The window's hours of day, matched with the same hours of the reference period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeasonSnapshot {
+    /// The hour-of-day feature column rows are assigned by.
+    pub column: String,
+    /// Window rows per hour of day (index = UTC hour).
+    pub window_hours: Vec<u64>,
+    /// Window rows without a valid hour (compared with the whole reference).
+    pub unassigned: u64,
 }
 
 impl MonitorSnapshot {
@@ -59,7 +78,8 @@ impl MonitorSnapshot {
 /// The share of drifted feature columns against `drift_share`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DatasetVerdict {
-    /// Columns that received a verdict.
+    /// Feature columns that received a verdict. This is Evidently's dataset rule, reported
+    /// for dashboards; the monitor's status follows any drifted column (`drifted_columns`).
     pub columns: usize,
     pub drifted_columns: usize,
     /// drifted_columns / columns (0 when no column has a verdict).
@@ -96,6 +116,23 @@ pub struct ColumnVerdict {
     pub p_value_test: StatTest,
     /// `None` when undefined (a chi-square over a single category).
     pub p_value: Option<f64>,
+    /// The deciding test's score is past its threshold (the distance reaches it, or the
+    /// p-value of a p-value test is below it).
+    #[serde(default)]
+    pub exceeds_threshold: bool,
+    /// The p-value is below `significance_level` (for a p-value test: `exceeds_threshold`).
+    /// A distance drifts only when both hold.
+    #[serde(default)]
+    pub significant: bool,
+    /// The p-value a distance's change must beat: `drift.p_value_threshold` divided by the
+    /// number of columns judged (Bonferroni), so one evaluation's family of tests keeps
+    /// that false-positive rate.
+    #[serde(default)]
+    pub significance_level: f64,
+    /// Values in the reference the window was compared with (the effective size of the
+    /// hour-matched mixture, or the profile's sample).
+    #[serde(default)]
+    pub reference_size: usize,
 }
 
 /// Data-quality rates in the window, beside the reference's.

@@ -402,7 +402,7 @@ fn the_snapshot_round_trips_through_json_and_names_its_fields() {
     let monitor = StreamMonitor::new(&profile(), &config(600, 500)).unwrap();
     feed(&monitor, 600, 9, REFERENCE);
     for i in 0..50 {
-        monitor.observe_outcome(i % 4 == 0);
+        monitor.observe_outcome(0.1, false, i % 4 == 0);
     }
     let snapshot = monitor.evaluate();
     assert_eq!(snapshot.concept.observations, 50);
@@ -432,4 +432,117 @@ fn settings_become_the_monitor_config() {
     assert_eq!(config.drift.distance_threshold, 0.2);
     assert!(config.drift.columns.contains_key("score"));
     assert!(config.check().is_err(), "min_window 500 > window 300");
+}
+
+/// A day of traffic with a daily cycle: at night (hours 0..6) amounts are higher and so
+/// are scores. Columns: amount, hour.
+fn seasonal_row(rng: &mut Rng, hour: usize, amount_shift: f64) -> ([f64; 2], f64) {
+    let night = hour < 6;
+    let mean = if night { 160.0 } else { 100.0 };
+    let amount = mean + 20.0 * (rng.normal() + amount_shift);
+    let score = if night { 0.6 } else { 0.2 } + 0.05 * rng.normal();
+    ([amount, hour as f64], score)
+}
+
+fn seasonal_profile(seasons: bool) -> ReferenceProfile {
+    let mut rng = Rng(21);
+    let (mut data, mut scores) = (Vec::new(), Vec::new());
+    for i in 0..48_000 {
+        let (features, score) = seasonal_row(&mut rng, i % 24, 0.0);
+        data.extend_from_slice(&features);
+        scores.push(score);
+    }
+    let params = ProfileParams {
+        season_column: seasons.then(|| "hour".to_string()),
+        ..ProfileParams::default()
+    };
+    ReferenceProfile::fit_row_major(
+        &["amount".into(), "hour".into()],
+        &[ColumnKind::Numeric, ColumnKind::Numeric],
+        &data,
+        None,
+        Some(&scores),
+        &params,
+    )
+    .unwrap()
+}
+
+/// `n` rows of the night hours 0..6, amounts shifted by `shift` standard deviations.
+fn feed_night(monitor: &StreamMonitor, n: usize, shift: f64) {
+    let mut rng = Rng(5);
+    for i in 0..n {
+        let (features, score) = seasonal_row(&mut rng, i % 6, shift);
+        monitor.observe(&features, score).unwrap();
+    }
+}
+
+#[test]
+fn regression_a_night_window_against_whole_days_cries_wolf_and_the_seasonal_reference_does_not() {
+    let whole = StreamMonitor::new(&seasonal_profile(false), &config(5000, 500)).unwrap();
+    feed_night(&whole, 5000, 0.0);
+    let snapshot = whole.evaluate();
+    assert!(snapshot.season.is_none());
+    assert_eq!(
+        snapshot.status,
+        MonitorStatus::Drift,
+        "night is not the whole day"
+    );
+    assert!(snapshot.drifted_columns.contains(&"score".to_string()));
+
+    let seasonal = StreamMonitor::new(&seasonal_profile(true), &config(5000, 500)).unwrap();
+    feed_night(&seasonal, 5000, 0.0);
+    let snapshot = seasonal.evaluate();
+    assert_eq!(
+        snapshot.status,
+        MonitorStatus::Stable,
+        "{:?}",
+        snapshot.drifted_columns
+    );
+    let season = snapshot.season.as_ref().unwrap();
+    assert_eq!(season.column, "hour");
+    assert_eq!(season.window_hours[..7], [834, 834, 833, 833, 833, 833, 0]);
+    let amount = verdict(&snapshot, "amount");
+    assert!(amount.score.unwrap() < 0.05, "{amount:?}");
+    // Six strata of 2,000 rows, a sixth of the window each: an effective size of 12,000.
+    assert!((11_900..=12_100).contains(&amount.reference_size), "{amount:?}");
+    assert!(verdict(&snapshot, "hour").score.unwrap() < 1e-3, "the same hours");
+}
+
+#[test]
+fn a_shift_within_the_same_hours_drifts_against_the_seasonal_reference() {
+    let seasonal = StreamMonitor::new(&seasonal_profile(true), &config(5000, 500)).unwrap();
+    feed_night(&seasonal, 5000, 0.5);
+    let snapshot = seasonal.evaluate();
+    assert_eq!(snapshot.status, MonitorStatus::Drift);
+    assert_eq!(snapshot.drifted_columns, vec!["amount".to_string()]);
+    let amount = verdict(&snapshot, "amount");
+    assert!(amount.exceeds_threshold && amount.significant, "{amount:?}");
+    assert!((amount.score.unwrap() - 0.5).abs() < 0.1, "{amount:?}");
+    assert_eq!(
+        snapshot.dataset.unwrap().share,
+        0.5,
+        "Evidently's share, reported beside"
+    );
+}
+
+#[test]
+fn a_distance_past_its_threshold_in_a_small_window_is_not_drift_unless_significant() {
+    let monitor = StreamMonitor::new(&profile(), &config(5000, 20)).unwrap();
+    // 20 rows: the normed Wasserstein distance of a 0.3σ shift is noisy at this size.
+    feed(
+        &monitor,
+        20,
+        13,
+        Traffic {
+            shift: 0.3,
+            ..REFERENCE
+        },
+    );
+    let amount = *verdict(&monitor.evaluate(), "amount");
+    assert!(amount.exceeds_threshold, "{amount:?}");
+    assert!(!amount.significant && !amount.drifted, "{amount:?}");
+    assert!(
+        (amount.significance_level - 0.05 / 4.0).abs() < 1e-12,
+        "3 features and the score"
+    );
 }

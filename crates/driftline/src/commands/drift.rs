@@ -14,10 +14,11 @@ use clap::{Args, Subcommand};
 use driftline_core::config::Config;
 use driftline_core::contract::FieldKind;
 use driftline_core::features::FeatureKind;
-use driftline_drift::data::{ReadOptions, Table, read_table};
+use driftline_drift::data::{ReadOptions, Table, read_table_with_progress};
 use driftline_drift::profile::{profile_is_sampled, table_from_profile};
 use driftline_drift::report::ColumnSelection;
 use driftline_drift::{ColumnOverride, DriftConfig, DriftReport, StatTest};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::commands::emit;
 use crate::commands::registry::Models;
@@ -60,6 +61,9 @@ pub struct ReportArgs {
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE.json")]
     pub json: Option<PathBuf>,
+    /// No progress bar (it is drawn on stderr, and only when stderr is a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -98,7 +102,11 @@ fn report(config: Config, args: ReportArgs) -> anyhow::Result<ExitCode> {
         only: args.columns.clone(),
         skip: excluded.clone(),
     };
-    let read = |path: &PathBuf| read_table(path, &options).map_err(|e| UsageError(e.to_string()));
+    let bar = report_progress(args.quiet, &[&reference, &current]);
+    let on_bytes = |n: u64| bar.inc(n);
+    let read = |path: &PathBuf| {
+        read_table_with_progress(path, &options, &on_bytes).map_err(|e| UsageError(e.to_string()))
+    };
     let model_reference = reference
         .to_str()
         .and_then(|r| r.strip_prefix("model:"))
@@ -160,8 +168,19 @@ fn report(config: Config, args: ReportArgs) -> anyhow::Result<ExitCode> {
         chosen.threshold = flag.threshold.or(chosen.threshold);
     }
     drift_config.check().map_err(UsageError)?;
-    let report = DriftReport::build(&reference_table, &current_table, &selection, &drift_config)
-        .map_err(|e| UsageError(e.to_string()))?;
+    bar.set_position(0);
+    bar.set_length(reference_table.columns.len() as u64);
+    bar.set_message("testing");
+    let on_column = || bar.inc(1);
+    let report = DriftReport::build_with_progress(
+        &reference_table,
+        &current_table,
+        &selection,
+        &drift_config,
+        &on_column,
+    )
+    .map_err(|e| UsageError(e.to_string()))?;
+    bar.finish_and_clear();
     if let Some(path) = &args.json {
         std::fs::write(path, report.to_json()).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -170,6 +189,26 @@ fn report(config: Config, args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     emit(&summary(&report))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bar of a report: bytes of the input files while reading, then columns tested.
+/// Hidden with `--quiet` (and by indicatif when stderr is not a terminal).
+fn report_progress(quiet: bool, inputs: &[&PathBuf]) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bytes: u64 = inputs
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = ProgressBar::new(bytes).with_style(
+        ProgressStyle::with_template("{msg:>8} [{bar:40}] {percent:>3}% ({elapsed})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("reading");
+    bar
 }
 
 /// The reference profile stored with a registered model version (alias or number) of

@@ -1,0 +1,190 @@
+//! Hour-of-day strata of a reference profile: per UTC hour, each column's values (a
+//! sorted sample of order statistics, or category counts) and the scores, so the drift
+//! monitor can compare a live window with the same hours of the reference period.
+//!
+//! Key decision: the stratum key is the model's own hour-of-day feature column (values
+//! 0..=23), not a separate timestamp, so the monitor reads a live row's hour from the
+//! vector it already copies and training and serving cannot disagree about it. Rows whose
+//! hour is missing or not an integer in 0..=23 belong to no stratum (the monitor judges
+//! them against the whole reference). Strata keep at most `season_sample_size` order
+//! statistics per numeric column: a window is compared with a mixture of a few strata, so
+//! a few hundred quantiles each keep KS within `1 / (2 · season_sample_size)` of the
+//! stratum's own data at a fraction of the profile's size.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ColumnKind, as_code, sample_sorted};
+
+/// Hours in a day: strata are indexed 0..HOURS.
+pub const HOURS: usize = 24;
+
+/// The reference data split by the hour of day of each row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seasons {
+    /// The hour-of-day column (values 0..=23) the rows were split by.
+    pub column: String,
+    /// One stratum per hour, index = hour (always [`HOURS`] entries).
+    pub hours: Vec<HourStratum>,
+}
+
+/// The reference rows of one hour of day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HourStratum {
+    /// Rows whose hour column holds this hour.
+    pub rows: usize,
+    /// One per profile column, in column order.
+    pub columns: Vec<StratumColumn>,
+    /// The model's scores on these rows, when the profile has scores.
+    pub scores: Option<StratumColumn>,
+}
+
+/// One column's values within a stratum. NaN counts as missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StratumColumn {
+    /// Non-missing values.
+    pub count: usize,
+    pub missing: usize,
+    /// Numeric columns and scores: at most `season_sample_size` evenly spaced order
+    /// statistics of the non-missing values, ascending (all of them when few enough).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<f64>,
+    /// Categorical columns: code -> count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<BTreeMap<i64, usize>>,
+}
+
+impl Seasons {
+    /// The stratum of `hour`, if it is one.
+    pub fn hour(&self, hour: usize) -> Option<&HourStratum> {
+        self.hours.get(hour)
+    }
+}
+
+/// `v` as an hour of day, when it is an integer in 0..=23.
+pub fn hour_of(v: f64) -> Option<usize> {
+    (v.fract() == 0.0 && (0.0..HOURS as f64).contains(&v)).then_some(v as usize)
+}
+
+/// Marks a row that belongs to no stratum.
+const NO_HOUR: u8 = u8::MAX;
+
+/// Splits rows by hour while [`ReferenceProfile::fit`](super::ReferenceProfile::fit)
+/// reads them.
+#[derive(Debug)]
+pub(super) struct SeasonBuilder {
+    name: String,
+    column: usize,
+    /// [hour][column] -> non-missing values.
+    values: Vec<Vec<Vec<f64>>>,
+    /// [hour][column] -> missing count.
+    missing: Vec<Vec<usize>>,
+    /// Each row's hour (or [`NO_HOUR`]), for the scores that arrive separately.
+    row_hours: Vec<u8>,
+}
+
+impl SeasonBuilder {
+    pub fn new(name: &str, column: usize, columns: usize) -> Self {
+        SeasonBuilder {
+            name: name.to_string(),
+            column,
+            values: vec![vec![Vec::new(); columns]; HOURS],
+            missing: vec![vec![0; columns]; HOURS],
+            row_hours: Vec::new(),
+        }
+    }
+
+    /// Adds one row (already checked: finite or NaN, codes where categorical).
+    pub fn push(&mut self, row: &[f64]) {
+        let Some(hour) = hour_of(row[self.column]) else {
+            self.row_hours.push(NO_HOUR);
+            return;
+        };
+        self.row_hours.push(hour as u8);
+        for (j, &v) in row.iter().enumerate() {
+            if v.is_nan() {
+                self.missing[hour][j] += 1;
+            } else {
+                self.values[hour][j].push(v);
+            }
+        }
+    }
+
+    /// The strata, with `scores` (one per row, NaN = missing) split the same way.
+    pub fn finish(self, kinds: &[ColumnKind], scores: Option<&[f64]>, sample_size: usize) -> Seasons {
+        let mut hour_scores: Vec<Vec<f64>> = vec![Vec::new(); HOURS];
+        let mut hour_missing_scores = [0usize; HOURS];
+        if let Some(scores) = scores {
+            for (&hour, &s) in self.row_hours.iter().zip(scores) {
+                if hour == NO_HOUR {
+                    continue;
+                }
+                if s.is_nan() {
+                    hour_missing_scores[usize::from(hour)] += 1;
+                } else {
+                    hour_scores[usize::from(hour)].push(s);
+                }
+            }
+        }
+        let mut rows = [0usize; HOURS];
+        for &hour in self.row_hours.iter().filter(|&&h| h != NO_HOUR) {
+            rows[usize::from(hour)] += 1;
+        }
+        let hours = self
+            .values
+            .into_iter()
+            .zip(self.missing)
+            .zip(hour_scores.into_iter().zip(hour_missing_scores))
+            .enumerate()
+            .map(
+                |(hour, ((values, missing), (scores_h, missing_scores)))| HourStratum {
+                    rows: rows[hour],
+                    columns: values
+                        .into_iter()
+                        .zip(missing)
+                        .zip(kinds)
+                        .map(|((values, missing), &kind)| stratum_column(values, missing, kind, sample_size))
+                        .collect(),
+                    scores: scores
+                        .map(|_| stratum_column(scores_h, missing_scores, ColumnKind::Numeric, sample_size)),
+                },
+            )
+            .collect();
+        Seasons {
+            column: self.name,
+            hours,
+        }
+    }
+}
+
+fn stratum_column(
+    mut values: Vec<f64>,
+    missing: usize,
+    kind: ColumnKind,
+    sample_size: usize,
+) -> StratumColumn {
+    values.sort_unstable_by(f64::total_cmp);
+    let count = values.len();
+    match kind {
+        ColumnKind::Numeric => StratumColumn {
+            count,
+            missing,
+            sample: sample_sorted(&values, sample_size),
+            categories: None,
+        },
+        ColumnKind::Categorical => {
+            let mut categories = BTreeMap::new();
+            for v in values {
+                let code = as_code(v).expect("categorical values were checked to be codes");
+                *categories.entry(code).or_insert(0) += 1;
+            }
+            StratumColumn {
+                count,
+                missing,
+                sample: Vec::new(),
+                categories: Some(categories),
+            }
+        }
+    }
+}
