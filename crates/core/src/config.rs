@@ -634,11 +634,15 @@ pub struct MonitorSettings {
     /// Seconds between evaluations of the window (gauges and `GET /v1/drift`).
     pub evaluate_interval_seconds: f64,
     /// Distance (normed Wasserstein for numbers, Jensen–Shannon for categories) at or
-    /// above which a column drifts, unless `[drift.columns.NAME]` says otherwise.
-    /// Distances rather than p-values decide, so large windows do not cry wolf; the
-    /// p-values (KS, chi-square) are reported beside them.
+    /// above which a column drifts, unless `[drift.columns.NAME]` says otherwise, provided
+    /// its p-value (KS, chi-square) is also below `drift.p_value_threshold` divided by the
+    /// number of columns: the distance keeps large windows from crying wolf, the p-value
+    /// small ones. The window is compared with the same hours of the champion's training
+    /// period when its profile has hour-of-day strata; the status is `drift` when any
+    /// feature or the score drifts.
     pub distance_threshold: f64,
-    /// The dataset drifts when at least this share of columns drift.
+    /// Evidently's dataset rule, reported beside the status (`driftline_dataset_drift`):
+    /// the dataset drifts when at least this share of columns drift.
     pub drift_share: f64,
 }
 

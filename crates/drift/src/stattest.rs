@@ -89,11 +89,8 @@ pub fn run(
         StatTest::ZTest => z_test(reference, current),
         StatTest::JensenShannon => {
             let (r, c) = binned_percents(reference, current, false);
-            Ok(distance_outcome(stats::jensen_shannon_distance(
-                &r,
-                &c,
-                Some(2.0),
-            )?))
+            // Evidently 0.7 calls scipy's jensenshannon without a base: natural logarithm.
+            Ok(distance_outcome(stats::jensen_shannon_distance(&r, &c, None)?))
         }
         StatTest::Psi => {
             let (r, c) = binned_percents(reference, current, true);

@@ -104,6 +104,13 @@ struct Alarm {
 struct Outcome {
     data_alarms: Vec<Alarm>,
     concept_alarms: Vec<Alarm>,
+    /// Evaluations whose quality rates cross the alert rules' thresholds
+    /// (deploy/prometheus: missing rate 0.05 above the reference's, out of range > 0.05,
+    /// unknown category > 0.01), as transitions.
+    quality_alarms: Vec<Alarm>,
+    in_quality_alarm: bool,
+    /// Drifts each concept detector reported (ADWIN, Page–Hinkley, DDM), votes or not.
+    detector_drifts: [u64; 3],
     /// Evaluations whose status was Drift, of those judged.
     drift_evaluations: u64,
     evaluations: u64,
@@ -175,18 +182,35 @@ fn report(args: &Args, name: &str, o: &Outcome) {
         o.concept_alarms.len(),
         before(&o.concept_alarms)
     );
+    println!(
+        "data quality (alert-rule thresholds): {} alarms ({} before onset); concept detectors alone: {:?}",
+        o.quality_alarms.len(),
+        before(&o.quality_alarms),
+        o.detector_drifts
+    );
     if name == "none" {
         println!(
-            "false alarms per million events: data {:.1}, concept {:.1}",
+            "false alarms per million events: data {:.1}, concept {:.1}, quality {:.1}",
             per_million(o.data_alarms.len()),
-            per_million(o.concept_alarms.len())
+            per_million(o.concept_alarms.len()),
+            per_million(o.quality_alarms.len())
         );
-        for a in o.data_alarms.iter().chain(&o.concept_alarms).take(10) {
+        for a in o
+            .data_alarms
+            .iter()
+            .chain(&o.concept_alarms)
+            .chain(&o.quality_alarms)
+            .take(10)
+        {
             println!("  alarm at {}: {}", a.at, a.what);
         }
         return;
     }
-    for (kind, alarms) in [("data", &o.data_alarms), ("concept", &o.concept_alarms)] {
+    for (kind, alarms) in [
+        ("data", &o.data_alarms),
+        ("concept", &o.concept_alarms),
+        ("quality", &o.quality_alarms),
+    ] {
         match first_after(alarms) {
             Some(a) => println!("{kind}: detected {} events after onset: {}", a.at - onset, a.what),
             None => println!("{kind}: not detected"),
@@ -372,6 +396,7 @@ impl Live {
                 .iter()
                 .position(|d| *d == news.detector)
                 .expect("a known detector");
+            out.detector_drifts[slot] += 1;
             self.votes[slot] = Some(labelled);
             let agreeing: Vec<&str> = DetectorKind::ALL
                 .iter()
@@ -400,12 +425,29 @@ impl Live {
             return;
         }
         out.evaluations += 1;
+        let mut quality = Vec::new();
         for column in &snapshot.columns {
             let q = &column.quality;
             out.max_missing_rate = out.max_missing_rate.max(q.missing_rate);
             out.max_out_of_range = out.max_out_of_range.max(q.out_of_range_rate.unwrap_or(0.0));
             out.max_unknown = out.max_unknown.max(q.unknown_category_rate.unwrap_or(0.0));
+            if q.missing_rate - q.reference_missing_rate > 0.05 {
+                quality.push(format!("{} missing {:.3}", column.name, q.missing_rate));
+            }
+            if q.out_of_range_rate.is_some_and(|r| r > 0.05) {
+                quality.push(format!("{} out of range", column.name));
+            }
+            if let Some(r) = q.unknown_category_rate.filter(|&r| r > 0.01) {
+                quality.push(format!("{} unknown {r:.3}", column.name));
+            }
         }
+        if !quality.is_empty() && !out.in_quality_alarm {
+            out.quality_alarms.push(Alarm {
+                at,
+                what: quality.join(", "),
+            });
+        }
+        out.in_quality_alarm = !quality.is_empty();
         let drift = snapshot.status == MonitorStatus::Drift;
         out.drift_evaluations += u64::from(drift);
         if trace || (drift && !self.in_drift) {
@@ -433,13 +475,12 @@ impl Live {
         }
         if drift && !self.in_drift {
             let share = snapshot.dataset.map_or(0.0, |d| d.share);
-            let drifted = format!(
-                "{} drifted columns",
-                snapshot.dataset.map_or(0, |d| d.drifted_columns)
-            );
             out.data_alarms.push(Alarm {
                 at,
-                what: format!("drift share {share:.2}: {drifted}"),
+                what: format!(
+                    "drifted {} (dataset share {share:.2})",
+                    snapshot.drifted_columns.join(", ")
+                ),
             });
         }
         self.in_drift = drift;

@@ -50,10 +50,15 @@ pub(super) struct ColumnModel {
 }
 
 /// The test a column of this kind gets unless configured otherwise.
-pub(super) fn default_test(kind: ColumnKind) -> StatTest {
+/// Evidently's rule above 1,000 reference rows: numbers with more than 5 distinct values
+/// get the normed Wasserstein distance, everything else (categories, and counts such as
+/// "distinct countries in 24 h" that take a handful of values) Jensen–Shannon. A
+/// Wasserstein distance normed by a small integer column's tiny standard deviation
+/// swings with the mix of users in the window.
+pub(super) fn default_test(kind: ColumnKind, unique: usize) -> StatTest {
     match kind {
-        ColumnKind::Numeric => StatTest::Wasserstein,
-        ColumnKind::Categorical => StatTest::JensenShannon,
+        ColumnKind::Numeric if unique > 5 => StatTest::Wasserstein,
+        _ => StatTest::JensenShannon,
     }
 }
 
@@ -79,7 +84,7 @@ impl ColumnModel {
             .columns
             .get(name)
             .and_then(|o| o.test)
-            .unwrap_or(default_test(kind));
+            .unwrap_or(default_test(kind, summary.unique));
         if !stattest::applies_to(test, column_type(kind)) {
             return Err(format!(
                 "column '{name}': {} compares numbers and the column is categorical",
@@ -152,10 +157,13 @@ impl ColumnModel {
         let total = values.len();
         values.retain(|v| !v.is_nan());
         let missing_rate = share(total - values.len(), total);
-        let (current, quality, histogram) = match self.kind {
+        let (current, mut quality, histogram) = match self.kind {
             ColumnKind::Numeric => self.numeric(values, missing_rate),
             ColumnKind::Categorical => self.categorical(&values, missing_rate),
         };
+        if let (Some(strata), Some(mix)) = (&self.strata, mix) {
+            quality.reference_missing_rate = strata.missing_rate(mix, self.reference_missing_rate);
+        }
         let (drift, skipped) = if !judge {
             (
                 None,

@@ -61,6 +61,9 @@ impl HourMix {
 pub struct ColumnStrata {
     /// Index = hour; `None` where the stratum is too small to stand alone.
     hours: Vec<Option<Stratum>>,
+    /// Index = hour: the share of missing values, where the hour has at least
+    /// [`MIN_STRATUM_ROWS`] rows.
+    missing_rates: Vec<Option<f64>>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +101,14 @@ enum Part<'a> {
 
 impl ColumnStrata {
     /// The strata of one column (`strata` in hour order, one per hour).
-    pub fn new<'a>(strata: impl Iterator<Item = &'a StratumColumn>) -> Self {
+    pub fn new<'a>(strata: impl Iterator<Item = &'a StratumColumn> + Clone) -> Self {
+        let missing_rates = strata
+            .clone()
+            .map(|s| {
+                let rows = s.count + s.missing;
+                (rows >= MIN_STRATUM_ROWS).then(|| s.missing as f64 / rows as f64)
+            })
+            .collect();
         let hours = strata
             .map(|s| {
                 (s.count >= MIN_STRATUM_ROWS).then(|| match &s.categories {
@@ -113,7 +123,22 @@ impl ColumnStrata {
                 })
             })
             .collect();
-        ColumnStrata { hours }
+        ColumnStrata { hours, missing_rates }
+    }
+
+    /// The reference's share of missing values over the hours of `mix` (the whole
+    /// reference's `whole` for hours without a stratum and rows without an hour): some
+    /// features are missing by nature more often at night (a 1 h mean with no event).
+    pub fn missing_rate(&self, mix: &HourMix, whole: f64) -> f64 {
+        let total = mix.total();
+        if total == 0 {
+            return whole;
+        }
+        let rows = mix.rows.iter().enumerate().map(|(hour, &rows)| {
+            let rate = self.missing_rates.get(hour).copied().flatten().unwrap_or(whole);
+            rows as f64 * rate
+        });
+        (rows.sum::<f64>() + mix.unassigned as f64 * whole) / total as f64
     }
 
     /// The reference for a window of composition `mix`: the hour-matched mixture, or

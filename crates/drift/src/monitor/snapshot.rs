@@ -140,7 +140,8 @@ pub struct ColumnVerdict {
 pub struct DataQuality {
     /// Share of the window's values that are missing (NaN).
     pub missing_rate: f64,
-    /// The same share in the reference data.
+    /// The same share in the reference data (over the window's hours of day, when the
+    /// reference is seasonal).
     pub reference_missing_rate: f64,
     /// Numeric columns: share of present values outside the reference's [min, max].
     pub out_of_range_rate: Option<f64>,

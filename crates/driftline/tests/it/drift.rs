@@ -249,6 +249,32 @@ fn html_for_200k_rows_is_self_contained_and_under_1_mb() {
     assert!(text.len() < 1_000_000, "{} bytes", text.len());
 }
 
+/// The progress bar is for terminals: a report whose stderr is a pipe writes none, with
+/// or without `--quiet`, and the verdicts do not depend on the columns' threads.
+#[test]
+fn a_report_to_a_pipe_draws_no_progress_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = generate(dir.path(), "ref.csv", 20_000, 1, "none");
+    let current = generate(dir.path(), "cur.csv", 20_000, 2, "covariate");
+    let mut first = None;
+    for extra in [&[][..], &["--quiet"][..]] {
+        let (_, json, _) = report(dir.path(), &reference, &current, extra);
+        let output = driftline(dir.path())
+            .args(["drift", "report", "--reference", reference.to_str().unwrap()])
+            .args(["--current", current.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("reading") && !stderr.contains("testing"),
+            "{stderr}"
+        );
+        let text = std::fs::read_to_string(json).unwrap();
+        assert_eq!(first.get_or_insert_with(|| text.clone()), &text);
+    }
+}
+
 /// A champion's stored profile stands in for the reference file: its own training rows
 /// do not drift from it, and a file without its feature columns is refused, naming them.
 #[test]
