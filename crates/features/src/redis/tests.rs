@@ -290,7 +290,7 @@ fn a_restarted_worker_replays_onto_its_checkpoint_not_onto_its_own_later_writes(
         while ingestor.next_offset() < 375 {
             reader.read_into(25, &mut batch).unwrap();
             ingestor.process(&batch).unwrap();
-            if ingestor.next_offset() % 100 == 0 {
+            if ingestor.next_offset().is_multiple_of(100) {
                 ingestor.checkpoint().unwrap();
             }
         }
