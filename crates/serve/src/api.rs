@@ -271,16 +271,25 @@ async fn score_batch(
     if state.champion.load().is_none() {
         return Err(ApiError::NoModel);
     }
+    // Each request in its own `predict` span; validation and scoring are its children.
+    let spans: Vec<tracing::Span> = batch
+        .requests
+        .iter()
+        .map(|_| prediction_span("internal"))
+        .collect();
     let events: Vec<Result<Event, ApiError>> = batch
         .requests
         .iter()
-        .map(|request| parse_event(state, request.get().as_bytes()))
+        .zip(&spans)
+        .map(|(request, span)| {
+            tracing::debug_span!(parent: span, "validate")
+                .in_scope(|| parse_event(state, request.get().as_bytes()))
+        })
         .collect();
     let mut fetched = fetch_batch(state, &events).await.into_iter();
     let mut results = Vec::with_capacity(batch.requests.len());
-    for (i, event) in events.into_iter().enumerate() {
+    for (i, (event, span)) in events.into_iter().zip(spans).enumerate() {
         let started = Instant::now();
-        let span = prediction_span("internal");
         let outcome = match event {
             Ok(event) => {
                 let lookup = tracing::debug_span!(parent: &span, "feature_lookup");

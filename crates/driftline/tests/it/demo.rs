@@ -71,7 +71,7 @@ fn the_demo_detects_the_drift_retrains_canaries_and_promotes_a_recovered_model()
                 "models",
                 "audit",
                 "--limit",
-                "10",
+                "40",
             ],
         )
         .stdout,

@@ -8,8 +8,8 @@ mod kafka;
 mod learnability;
 mod models;
 mod otlp;
-mod replicas;
 mod redis;
+mod replicas;
 mod serve;
 mod telemetry;
 
