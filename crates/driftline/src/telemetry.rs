@@ -47,9 +47,12 @@ impl Telemetry {
     }
 }
 
+/// A tracing layer chosen at run time.
+pub type BoxedLayer<S> = Box<dyn Layer<S> + Send + Sync>;
+
 /// The OpenTelemetry layer and its pipeline when the environment asks for export, else
 /// `None`; an error names the variable that cannot be honoured.
-pub fn layer<S>() -> anyhow::Result<Option<(Box<dyn Layer<S> + Send + Sync>, Telemetry)>>
+pub fn layer<S>() -> anyhow::Result<Option<(BoxedLayer<S>, Telemetry)>>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {

@@ -300,7 +300,7 @@ impl Inner {
             .await
             .map_err(&failed)?;
             copy_in(
-                &mut *tx,
+                &mut tx,
                 &format!("COPY {EVENTS_TABLE}_in ({columns}) FROM STDIN WITH (FORMAT csv)"),
                 csv,
             )
@@ -316,7 +316,7 @@ impl Inner {
         if let Some(csv) = labels {
             let label = quoted(self.contract.label_field());
             copy_in(
-                &mut *tx,
+                &mut tx,
                 &format!(
                     "COPY {LABELS_TABLE} (event_id, {label}, log_source, log_offset) FROM STDIN WITH (FORMAT csv)"
                 ),
