@@ -49,17 +49,6 @@ impl Leadership {
         Self { leader, campaign }
     }
 
-    /// A leadership that is always held: the only candidate there can be.
-    pub fn sole() -> Self {
-        let (sender, leader) = watch::channel(true);
-        let campaign = tokio::spawn(async move {
-            // Keeps the value alive for subscribers; nothing ever changes it.
-            sender.closed().await;
-        })
-        .abort_handle();
-        Self { leader, campaign }
-    }
-
     /// Whether this process is the leader now.
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()

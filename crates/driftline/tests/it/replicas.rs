@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::serve::{Server, free_port, http};
+use super::serve::{Server, free_port, http, train_without_gates};
 use super::{driftline, run};
 
 /// A database of its own on the test PostgreSQL server, dropped at the end.
@@ -156,17 +156,7 @@ fn two_replicas_share_aliases_and_the_split_and_a_new_controller_resumes_the_rol
     )
     .unwrap();
     for estimator in ["logistic", "gbt"] {
-        let output = driftline(&a)
-            .args(["train", "--estimator", estimator])
-            .env("MIN_ROC_AUC", "0")
-            .env("MIN_AVG_PRECISION", "0")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        train_without_gates(&a, estimator);
     }
     let ports = [free_port(), free_port()];
     let mut replicas = vec![Some(replica(&a, ports[0])), Some(replica(&b, ports[1]))];

@@ -77,17 +77,7 @@ fn champion_and_shadow(dir: &Path) {
     run(dir, &["gen", "--count", "4000", "--users", "100", "--to", "log"]);
     run(dir, &["ingest"]);
     for _ in 0..2 {
-        let output = driftline(dir)
-            .args(["train", "--estimator", "logistic"])
-            .env("MIN_ROC_AUC", "0")
-            .env("MIN_AVG_PRECISION", "0")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        super::serve::train_without_gates(dir, "logistic");
     }
     run(dir, &["models", "alias", "set", "shadow", "2"]);
 }
