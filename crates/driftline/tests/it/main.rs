@@ -10,6 +10,8 @@ mod models;
 mod otlp;
 mod redis;
 mod replicas;
+#[cfg(feature = "kafka")]
+mod scale_out;
 mod serve;
 mod telemetry;
 

@@ -35,13 +35,15 @@ fn redis_toml(redis: &RedisSettings, extra: &str) -> String {
 }
 
 /// Every user's state as Redis holds it (encoded, writer id aside), `None` where absent.
-fn redis_states(redis: &RedisSettings, users: &[String]) -> Vec<Option<Vec<u8>>> {
+pub(super) fn redis_states(redis: &RedisSettings, users: &[String]) -> Vec<Option<Vec<u8>>> {
     let store = RedisOnlineStore::open(redis, 0).unwrap();
     let entities: Vec<&str> = users.iter().map(String::as_str).collect();
     encode_all(store.get_many(&entities).unwrap())
 }
 
-fn encode_all(states: Vec<Option<driftline_features::state::EntityState>>) -> Vec<Option<Vec<u8>>> {
+pub(super) fn encode_all(
+    states: Vec<Option<driftline_features::state::EntityState>>,
+) -> Vec<Option<Vec<u8>>> {
     states
         .into_iter()
         .map(|s| {
@@ -54,7 +56,7 @@ fn encode_all(states: Vec<Option<driftline_features::state::EntityState>>) -> Ve
         .collect()
 }
 
-fn users(n: usize) -> Vec<String> {
+pub(super) fn users(n: usize) -> Vec<String> {
     (0..n).map(|u| format!("user-{u:05}")).collect()
 }
 

@@ -11,7 +11,7 @@ use super::serve::{Server, free_port, http, train_without_gates};
 use super::{driftline, run};
 
 /// A database of its own on the test PostgreSQL server, dropped at the end.
-struct TestDatabase {
+pub(super) struct TestDatabase {
     admin_url: String,
     name: String,
     host: String,
@@ -22,7 +22,7 @@ struct TestDatabase {
 impl TestDatabase {
     /// `None` (the test skips) without `DRIFTLINE_TEST_POSTGRES_URL`; a failure under
     /// .ci/run, which exports it.
-    fn create() -> Option<Self> {
+    pub(super) fn create() -> Option<Self> {
         let Ok(admin_url) = std::env::var("DRIFTLINE_TEST_POSTGRES_URL") else {
             assert!(
                 std::env::var("DRIFTLINE_REQUIRE_BACKENDS").as_deref() != Ok("1"),
@@ -65,8 +65,25 @@ impl TestDatabase {
         );
     }
 
+    /// The first column of the first row `sql` returns in this database, as text.
+    pub(super) fn scalar(&self, sql: &str) -> String {
+        let output = Command::new("psql")
+            .args([
+                "-h", &self.host, "-p", &self.port, "-U", &self.user, "-d", &self.name,
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql])
+            .output()
+            .expect("psql runs (Debian's postgresql-client)");
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
     /// The `[registry]` and `[postgres]` tables that point driftline at this database.
-    fn config(&self) -> String {
+    pub(super) fn config(&self) -> String {
         format!(
             "[registry]\nbackend = \"postgres\"\n\n[postgres]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{}\"\n",
             self.host, self.port, self.user, self.name
@@ -87,7 +104,7 @@ impl Drop for TestDatabase {
 }
 
 /// Starts a replica: its own data directory and port, the shared registry.
-fn replica(dir: &Path, port: u16) -> Server {
+pub(super) fn replica(dir: &Path, port: u16) -> Server {
     let child = driftline(dir)
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
         .env("CANARY_SPLIT", "0")
@@ -105,7 +122,11 @@ fn replica(dir: &Path, port: u16) -> Server {
 
 /// Polls `probe` every 20 ms until it yields, failing after `within`; returns the value
 /// and how long it took.
-fn wait_for<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> (T, Duration) {
+pub(super) fn wait_for<T>(
+    within: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> (T, Duration) {
     let start = Instant::now();
     loop {
         if let Some(value) = probe() {
@@ -119,7 +140,7 @@ fn wait_for<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T
     }
 }
 
-fn is_controller(port: u16) -> bool {
+pub(super) fn is_controller(port: u16) -> bool {
     http(port, "GET", "/metrics", "")
         .is_some_and(|(_, text)| text.contains("\ndriftline_controller_leader 1\n"))
 }
@@ -130,7 +151,7 @@ fn rollout(port: u16) -> serde_json::Value {
 }
 
 /// Exactly one of the ports' replicas reports being the controller; returns its index.
-fn sole_controller(ports: &[u16]) -> Option<usize> {
+pub(super) fn sole_controller(ports: &[u16]) -> Option<usize> {
     let leaders: Vec<usize> = (0..ports.len()).filter(|&i| is_controller(ports[i])).collect();
     assert!(leaders.len() <= 1, "two controllers at once: {leaders:?}");
     leaders.first().copied()
