@@ -583,6 +583,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         retrainer.render(&mut text);
     }
     render_live_quality(&state, &mut text);
+    crate::metrics::render_trace_export(&mut text);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
