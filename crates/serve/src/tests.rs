@@ -240,6 +240,10 @@ async fn an_unsampled_prediction_builds_no_step_spans() {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
         .with(names.clone());
     let _default = tracing::subscriber::set_default(subscriber);
+    // While a single dispatcher is registered, tracing computes a callsite's interest from
+    // the default of whichever thread reaches it first: another test's thread, without a
+    // subscriber, would disable this test's spans. A second live one makes it ask both.
+    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
     let state = state(true);
     let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7";
 
