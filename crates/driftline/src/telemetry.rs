@@ -8,14 +8,25 @@
 //!
 //! Key decision: no endpoint, no layer. Without export the spans are disabled at their
 //! callsites, which costs one cached check each. With export, finished spans go onto the
-//! batch span processor's bounded queue (full: dropped and counted by the SDK, never
-//! waited for) and the SDK's own thread posts them with a blocking HTTP client, so the
-//! request path never touches the network. `Telemetry::shutdown` flushes what is queued.
+//! batch span processor's bounded queue (never waited for) and the SDK's own thread posts
+//! them with a blocking HTTP client, so the request path never touches the network.
+//! `Telemetry::shutdown` flushes what is queued. The queue holds at most
+//! `OTEL_BSP_MAX_QUEUE_SIZE` spans (default 2,048) waiting, batched or being posted; a span
+//! finished beyond that is dropped and counted in `driftline_trace_spans_dropped_total`
+//! ([`ExportQueue`]), where the SDK alone would only log the first drop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, OTEL_BSP_MAX_QUEUE_SIZE_DEFAULT, SdkTracerProvider, SpanData,
+    SpanExporter, SpanProcessor,
+};
 use tracing::Level;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
@@ -60,12 +71,31 @@ where
         return Ok(None);
     };
     check_protocol()?;
+    let capacity = queue_capacity()?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .build()
         .with_context(|| format!("building the OTLP trace exporter for {endpoint}"))?;
+    let queue = Arc::new(ExportQueue::new(
+        capacity,
+        &driftline_serve::metrics::TRACE_SPANS_DROPPED,
+    ));
+    let exporter = ReleasingExporter {
+        inner: exporter,
+        queue: queue.clone(),
+    };
+    // The SDK's own channel is as large as the queue, so it never fills before ours does.
+    let config = BatchConfigBuilder::default()
+        .with_max_queue_size(capacity)
+        .build();
+    let batches = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(config)
+        .build();
     let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
+        .with_span_processor(BoundedProcessor {
+            inner: batches,
+            queue,
+        })
         .with_resource(resource())
         .build();
     let tracer = provider.tracer("driftline");
@@ -126,6 +156,120 @@ fn check_protocol() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `OTEL_BSP_MAX_QUEUE_SIZE`: how many finished spans may wait for export.
+fn queue_capacity() -> anyhow::Result<usize> {
+    let Some(value) = env("OTEL_BSP_MAX_QUEUE_SIZE") else {
+        return Ok(OTEL_BSP_MAX_QUEUE_SIZE_DEFAULT);
+    };
+    match value.trim().parse::<usize>() {
+        Ok(capacity) if capacity > 0 => Ok(capacity),
+        _ => bail!("OTEL_BSP_MAX_QUEUE_SIZE={value}: must be a whole number of spans, at least 1"),
+    }
+}
+
+/// The places for spans waiting for export: taken when a span finishes, given back once
+/// its batch has been posted (or has failed). Full, a span is dropped and counted.
+#[derive(Debug)]
+struct ExportQueue {
+    capacity: usize,
+    waiting: AtomicUsize,
+    dropped: &'static AtomicU64,
+}
+
+impl ExportQueue {
+    fn new(capacity: usize, dropped: &'static AtomicU64) -> Self {
+        ExportQueue {
+            capacity,
+            waiting: AtomicUsize::new(0),
+            dropped,
+        }
+    }
+
+    /// Takes a place for one span; `false`, and the drop counted, when none is free.
+    fn admit(&self) -> bool {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) < self.capacity {
+            return true;
+        }
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Places held by a batch being posted, given back when it is dropped (also when an
+    /// export is abandoned half-way).
+    fn held(&self, spans: usize) -> HeldPlaces<'_> {
+        HeldPlaces { queue: self, spans }
+    }
+}
+
+struct HeldPlaces<'a> {
+    queue: &'a ExportQueue,
+    spans: usize,
+}
+
+impl Drop for HeldPlaces<'_> {
+    fn drop(&mut self) {
+        self.queue.waiting.fetch_sub(self.spans, Ordering::AcqRel);
+    }
+}
+
+/// The batch span processor, behind the [`ExportQueue`]'s admission.
+#[derive(Debug)]
+struct BoundedProcessor {
+    inner: BatchSpanProcessor,
+    queue: Arc<ExportQueue>,
+}
+
+impl SpanProcessor for BoundedProcessor {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, context: &opentelemetry::Context) {
+        self.inner.on_start(span, context);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if self.queue.admit() {
+            self.inner.on_end(span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The OTLP exporter, giving the [`ExportQueue`] its places back as each batch is done.
+#[derive(Debug)]
+struct ReleasingExporter<E> {
+    inner: E,
+    queue: Arc<ExportQueue>,
+}
+
+impl<E: SpanExporter> SpanExporter for ReleasingExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let _held = self.queue.held(batch.len());
+        self.inner.export(batch).await
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
 /// The SDK's resource (service name and attributes from the environment), named
 /// `driftline` unless the environment names it.
 fn resource() -> Resource {
@@ -147,4 +291,25 @@ fn resource() -> Resource {
 /// A variable's value, `None` when unset or empty (as the OpenTelemetry spec reads them).
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_export_queue_drops_and_counts_spans_until_a_batch_is_posted() {
+        static DROPPED: AtomicU64 = AtomicU64::new(0);
+        let queue = ExportQueue::new(2, &DROPPED);
+        assert!(queue.admit() && queue.admit());
+        assert!(!queue.admit());
+        assert!(!queue.admit());
+        assert_eq!(DROPPED.load(Ordering::Relaxed), 2);
+
+        let posted = queue.held(2);
+        assert!(!queue.admit(), "places come back only when the batch is done");
+        drop(posted);
+        assert!(queue.admit());
+        assert_eq!(DROPPED.load(Ordering::Relaxed), 3);
+    }
 }

@@ -8,6 +8,8 @@
 //! exactly the row training used for such an event: one code path, no skew. Each
 //! prediction is a `predict` span (children `validate`, `feature_lookup`, `model_score`,
 //! `shadow_handoff`) joined to the caller's W3C trace; its trace id is the one returned.
+//! The children are built only when the trace records them (see [`RequestTrace::step`]),
+//! so with export off, or for an unsampled trace, a prediction makes one span at most.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,7 +46,7 @@ use crate::models::reload;
 use crate::rollout::{self, RolloutPlan};
 use crate::shadow::ShadowJob;
 use crate::state::{AppState, OnlineState};
-use crate::trace::{self, TraceIds};
+use crate::trace::{self, RequestTrace};
 
 /// The routes of the server.
 pub fn app(state: Arc<AppState>) -> Router {
@@ -107,42 +109,42 @@ async fn predict(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let span = prediction_span("server");
-    span.record("http.route", "/predict");
-    let trace = trace::join(&span, &headers);
+    let span = prediction_span("server", Some("/predict"));
+    let trace = RequestTrace::join(&span, &headers);
     let outcome = match body {
         Ok(body) => predict_one(&state, &body, &trace).instrument(span.clone()).await,
         Err(rejection) => Outcome::refused(body_error(rejection, state.body_limit)),
     };
     span.in_scope(|| {
         outcome.record(&state, started);
-        outcome.annotate(&span);
+        outcome.annotate(&span, &trace);
         traced_response(&span, &trace, outcome.result.map(Json))
     })
 }
 
 /// Validates one request, fetches its entity's state (from Redis within the deadline,
 /// when that is the store) and scores it.
-async fn predict_one(state: &AppState, body: &[u8], trace: &TraceIds) -> Outcome {
-    let event = match tracing::debug_span!("validate").in_scope(|| parse_event(state, body)) {
+async fn predict_one(state: &AppState, body: &[u8], trace: &RequestTrace) -> Outcome {
+    let validate = trace.step(|| tracing::debug_span!("validate"));
+    let event = match validate.in_scope(|| parse_event(state, body)) {
         Ok(event) => event,
         Err(error) => return Outcome::refused(error),
     };
-    let lookup = tracing::debug_span!("feature_lookup");
+    let lookup = trace.step(|| tracing::debug_span!("feature_lookup"));
     let lookup_started = Instant::now();
     let fetched = fetch(state, &event.entity).instrument(lookup.clone()).await;
     score(state, event, (fetched, lookup_started, &lookup), trace)
 }
 
-/// The span of one prediction: `server` when it is the whole request, `internal` for an
-/// item of a batch. Only what judges the model is recorded, never the entity id or the
-/// event's fields (they may be personal data).
-fn prediction_span(kind: &'static str) -> tracing::Span {
+/// The span of one prediction: `server` (with its route) when it is the whole request,
+/// `internal` for an item of a batch. Only what judges the model is recorded, never the
+/// entity id or the event's fields (they may be personal data).
+fn prediction_span(kind: &'static str, route: Option<&'static str>) -> tracing::Span {
     tracing::debug_span!(
         "predict",
         otel.kind = kind,
         otel.status_code = Empty,
-        http.route = Empty,
+        http.route = route,
         http.response.status_code = Empty,
         model.version = Empty,
         model.variant = Empty,
@@ -152,15 +154,18 @@ fn prediction_span(kind: &'static str) -> tracing::Span {
 }
 
 /// The response with a `traceparent` header naming the request's span, and its status
-/// recorded on the span. Built inside the span, so an error logged on the way carries it.
-fn traced_response(span: &tracing::Span, trace: &TraceIds, result: impl IntoResponse) -> Response {
+/// recorded on the span (when it is recorded). Built inside the span, so an error logged
+/// on the way carries it.
+fn traced_response(span: &tracing::Span, trace: &RequestTrace, result: impl IntoResponse) -> Response {
     let mut response = result.into_response();
     response
         .headers_mut()
-        .insert(trace::TRACEPARENT, trace.traceparent());
-    span.record("http.response.status_code", response.status().as_u16());
-    if response.status().is_server_error() {
-        span.record("otel.status_code", "error");
+        .insert(trace::TRACEPARENT, trace.ids.traceparent());
+    if trace.steps_traced() {
+        span.record("http.response.status_code", response.status().as_u16());
+        if response.status().is_server_error() {
+            span.record("otel.status_code", "error");
+        }
     }
     response
 }
@@ -187,9 +192,10 @@ impl Outcome {
         }
     }
 
-    /// Records the model and decision, or the error, on the prediction's span.
-    fn annotate(&self, span: &tracing::Span) {
-        if span.is_disabled() {
+    /// Records the model and decision, or the error, on the prediction's span (when its
+    /// trace records it).
+    fn annotate(&self, span: &tracing::Span, trace: &RequestTrace) {
+        if !trace.steps_traced() {
             return;
         }
         match &self.result {
@@ -241,13 +247,15 @@ async fn predict_batch(
         batch.size = Empty,
         error.type = Empty,
     );
-    let trace = trace::join(&span, &headers);
+    let trace = RequestTrace::join(&span, &headers);
     let result = score_batch(&state, body, &trace).instrument(span.clone()).await;
     span.in_scope(|| {
-        match &result {
-            Ok(batch) => span.record("batch.size", batch.results.len()),
-            Err(error) => span.record("error.type", error.status_and_code().1),
-        };
+        if trace.steps_traced() {
+            match &result {
+                Ok(batch) => span.record("batch.size", batch.results.len()),
+                Err(error) => span.record("error.type", error.status_and_code().1),
+            };
+        }
         traced_response(&span, &trace, result)
     })
 }
@@ -257,7 +265,7 @@ async fn predict_batch(
 async fn score_batch(
     state: &AppState,
     body: Result<Bytes, BytesRejection>,
-    trace: &TraceIds,
+    trace: &RequestTrace,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let body = body.map_err(|r| body_error(r, state.body_limit))?;
     let batch: BatchRequest =
@@ -275,14 +283,15 @@ async fn score_batch(
     let spans: Vec<tracing::Span> = batch
         .requests
         .iter()
-        .map(|_| prediction_span("internal"))
+        .map(|_| trace.step(|| prediction_span("internal", None)))
         .collect();
     let events: Vec<Result<Event, ApiError>> = batch
         .requests
         .iter()
         .zip(&spans)
         .map(|(request, span)| {
-            tracing::debug_span!(parent: span, "validate")
+            trace
+                .step(|| tracing::debug_span!(parent: span, "validate"))
                 .in_scope(|| parse_event(state, request.get().as_bytes()))
         })
         .collect();
@@ -292,14 +301,14 @@ async fn score_batch(
         let started = Instant::now();
         let outcome = match event {
             Ok(event) => {
-                let lookup = tracing::debug_span!(parent: &span, "feature_lookup");
+                let lookup = trace.step(|| tracing::debug_span!(parent: &span, "feature_lookup"));
                 let fetched = fetched.next().expect("one per event");
                 span.in_scope(|| score(state, event, (fetched, started, &lookup), trace))
             }
             Err(error) => Outcome::refused(error),
         };
         outcome.record(state, started);
-        outcome.annotate(&span);
+        outcome.annotate(&span, trace);
         results.push(match outcome.result {
             Ok(response) => serde_json::to_value(response).expect("responses serialise"),
             Err(error) => batch_error(i, error),
@@ -332,7 +341,7 @@ fn score(
     state: &AppState,
     event: Event,
     (fetched, lookup_started, lookup): (Fetched, Instant, &tracing::Span),
-    trace: &TraceIds,
+    trace: &RequestTrace,
 ) -> Outcome {
     let Some(champion) = state.champion.load_full() else {
         return Outcome::refused(ApiError::NoModel);
@@ -349,7 +358,8 @@ fn score(
     };
     state.observe_event_time(event.ts);
     let (vector, features) = lookup.in_scope(|| online_vector(state, &event, fetched, lookup_started));
-    let score = tracing::debug_span!("model_score", model.version = model.version.version)
+    let score = trace
+        .step(|| tracing::debug_span!("model_score", model.version = model.version.version))
         .in_scope(|| model.bundle.model.predict_proba_row(&vector.values));
     if !score.is_finite() {
         let error = ApiError::Internal(format!("model v{} produced score {score}", model.version.version));
@@ -380,11 +390,10 @@ fn score(
     );
     offer_to_shadow(
         state,
+        trace,
         &event.event_id,
         vector,
-        model.version.version,
-        decline,
-        score,
+        (model.version.version, decline, score),
     );
     let response = PredictResponse {
         user_id: event.entity,
@@ -392,7 +401,7 @@ fn score(
         score,
         decision: if decline { "decline" } else { "approve" },
         canary_variant: variant.name(),
-        trace_id: trace.trace_hex(),
+        trace_id: trace.ids.trace_hex(),
         event_id: event.event_id,
         features: features.name(),
     };
@@ -402,20 +411,20 @@ fn score(
     }
 }
 
-/// A copy of the prediction for the shadow model, when shadowing is on and one is loaded.
+/// A copy of the prediction (the primary's version, decision and score) for the shadow
+/// model, when shadowing is on and one is loaded.
 fn offer_to_shadow(
     state: &AppState,
+    trace: &RequestTrace,
     event_id: &str,
     vector: FeatureVector,
-    version: u32,
-    decision: bool,
-    score: f64,
+    (version, decision, score): (u32, bool, f64),
 ) {
     if !state.shadow_enabled || state.shadow_model.load().is_none() {
         return;
     }
     if let Some(shadow) = state.shadow.get() {
-        let span = tracing::debug_span!("shadow_handoff", shadow.queued = Empty);
+        let span = trace.step(|| tracing::debug_span!("shadow_handoff", shadow.queued = Empty));
         let _entered = span.enter();
         let job = ShadowJob {
             event_id: event_id.to_string(),
@@ -423,7 +432,7 @@ fn offer_to_shadow(
             primary_version: version,
             primary_score: score,
             primary_decision: decision,
-            trace: trace::context_of(&span),
+            trace: trace.steps_traced().then(|| trace::context_of(&span)),
         };
         let queued = shadow.offer(job, &state.shadow_metrics);
         span.record("shadow.queued", queued);
@@ -574,6 +583,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         retrainer.render(&mut text);
     }
     render_live_quality(&state, &mut text);
+    crate::metrics::render_trace_export(&mut text);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

@@ -549,6 +549,21 @@ impl ServeMetrics {
 }
 
 /// One unlabelled sample with its HELP and TYPE lines.
+/// Finished spans the trace exporter dropped because its queue was full. Process-wide,
+/// as the exporter is: the binary's telemetry pipeline counts, every `/metrics` reports.
+pub static TRACE_SPANS_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// `driftline_trace_spans_dropped_total` (0 while traces are not exported).
+pub fn render_trace_export(out: &mut String) {
+    gauge(
+        out,
+        "driftline_trace_spans_dropped_total",
+        "Finished spans dropped because the trace export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full.",
+        "counter",
+        TRACE_SPANS_DROPPED.load(Ordering::Relaxed),
+    );
+}
+
 fn gauge(out: &mut String, name: &str, help: &str, kind: &str, value: u64) {
     let _ = write!(
         out,

@@ -352,9 +352,11 @@ fn render_columns(out: &mut String, columns: &[ColumnSnapshot]) {
 }
 
 /// Evaluates the data-drift window every `interval`, for ever, and tells the retrainer.
+/// Logs when drift starts and when it ends, not at every evaluation in between.
 pub async fn run_evaluations(state: Arc<AppState>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut drifting = false;
     loop {
         tick.tick().await;
         let shared = state.clone();
@@ -366,13 +368,16 @@ pub async fn run_evaluations(state: Arc<AppState>, interval: Duration) {
         if let (Some(dataset), Some(retrainer)) = (&snapshot.dataset, state.retrainer.get()) {
             retrainer.observe_data_drift(drift, dataset.share);
         }
-        if drift {
-            tracing::warn!(
+        match (drifting, drift) {
+            (false, true) => tracing::warn!(
                 columns = %snapshot.drifted_columns.join(","),
                 share = snapshot.dataset.as_ref().map(|d| d.share),
                 "live data drift against the champion's training data"
-            );
+            ),
+            (true, false) => tracing::info!("live data no longer drifts from the champion's training data"),
+            _ => {}
         }
+        drifting = drift;
     }
 }
 

@@ -34,8 +34,9 @@ pub struct ShadowJob {
     pub primary_score: f64,
     pub primary_decision: bool,
     /// The hand-off span's context, so the shadow's scoring joins the prediction's trace
-    /// (empty when nothing records traces).
-    pub trace: opentelemetry::Context,
+    /// (empty when nothing records traces); `None` when the prediction's steps are not
+    /// traced (its trace is unsampled), and then the scoring opens no span either.
+    pub trace: Option<opentelemetry::Context>,
 }
 
 /// One line of the shadow log.
@@ -164,8 +165,14 @@ async fn score_copies(state: Arc<AppState>, mut receiver: mpsc::Receiver<ShadowJ
         let Some(shadow) = state.shadow_model.load_full() else {
             continue;
         };
-        let span = tracing::debug_span!("shadow_score", model.version = shadow.version.version);
-        crate::trace::continue_in(&span, job.trace);
+        let span = match job.trace {
+            Some(trace) => {
+                let span = tracing::debug_span!("shadow_score", model.version = shadow.version.version);
+                crate::trace::continue_in(&span, trace);
+                span
+            }
+            None => tracing::Span::none(),
+        };
         let started = Instant::now();
         let score = span.in_scope(|| shadow.bundle.model.predict_proba_row(&job.vector));
         let latency = started.elapsed();

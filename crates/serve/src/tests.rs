@@ -208,6 +208,59 @@ async fn without_trace_export_the_callers_trace_id_is_still_returned_and_propaga
     }
 }
 
+/// The names of the spans a subscriber is asked to create, in order.
+#[derive(Clone, Default)]
+struct SpanNames(Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl SpanNames {
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanNames {
+    fn on_new_span(
+        &self,
+        attributes: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.lock().unwrap().push(attributes.metadata().name());
+    }
+}
+
+#[tokio::test]
+async fn an_unsampled_prediction_builds_no_step_spans() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    // The SDK's default sampler follows the caller's `sampled` flag.
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let names = SpanNames::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+        .with(names.clone());
+    let _default = tracing::subscriber::set_default(subscriber);
+    // While a single dispatcher is registered, tracing computes a callsite's interest from
+    // the default of whichever thread reaches it first: another test's thread, without a
+    // subscriber, would disable this test's spans. A second live one makes it ask both.
+    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
+    let state = state(true);
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7";
+
+    let (status, _, header) = predict_traced(&state, &format!("{caller}-00")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(header.ends_with("-00"), "{header}");
+    assert_eq!(names.take(), ["predict"]);
+
+    let (status, _, header) = predict_traced(&state, &format!("{caller}-01")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(header.ends_with("-01"), "{header}");
+    assert_eq!(
+        names.take(),
+        ["predict", "validate", "feature_lookup", "model_score"]
+    );
+}
+
 #[tokio::test]
 async fn larger_amounts_score_higher_and_decide_decline() {
     let state = state(true);

@@ -93,6 +93,7 @@ fn serve_metrics(addr: &str) -> anyhow::Result<Arc<IngestMetrics>> {
                     async move {
                         let mut out = String::with_capacity(2048);
                         metrics.render(&mut out);
+                        driftline_serve::metrics::render_trace_export(&mut out);
                         (
                             [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
                             out,

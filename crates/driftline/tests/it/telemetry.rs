@@ -371,6 +371,8 @@ fn an_otlp_setting_this_build_cannot_honour_is_refused_by_name() {
             "plain http:// only",
         ),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "only http/protobuf"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "lots", "a whole number of spans"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "at least 1"),
     ] {
         let output = driftline(tmp.path())
             .arg("config")
