@@ -26,8 +26,8 @@ use driftline_core::drift::StatTest;
 use driftline_core::profile::{ColumnKind, ColumnProfile, DistanceSpread, NumericSummary};
 
 use super::season::{ColumnStrata, HourMix};
-use super::spread;
 use super::snapshot::{ColumnHistogram, ColumnSnapshot, ColumnVerdict, DataQuality};
+use super::spread;
 use crate::data::ColumnValues;
 use crate::selection::DriftConfig;
 use crate::stats::{self, binning};

@@ -50,11 +50,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use driftline_core::config::DriftSettings;
 use driftline_core::profile::{ColumnKind, HourStratum, ReferenceProfile, Seasons, StratumColumn};
 
-pub use spread::{BLOCKS, NOISE_SDS, ReferenceRows, measure_window_spread, noise_floor};
 pub use snapshot::{
     ColumnHistogram, ColumnSnapshot, ColumnVerdict, DataQuality, DatasetVerdict, MonitorSnapshot,
     MonitorStatus, SeasonSnapshot,
 };
+pub use spread::{BLOCKS, NOISE_SDS, ReferenceRows, measure_window_spread, noise_floor};
 
 use crate::concept::{ConceptEvent, ConceptMonitor, ConceptParams, expected_error};
 use crate::selection::DriftConfig;
@@ -252,7 +252,15 @@ impl StreamMonitor {
             .map(|s| {
                 let strata = strata(seasons, |h| h.scores.as_ref());
                 let noise = noise(SCORE_COLUMN);
-                ColumnModel::new(SCORE_COLUMN, ColumnKind::Numeric, s, None, strata, noise, &config.drift)
+                ColumnModel::new(
+                    SCORE_COLUMN,
+                    ColumnKind::Numeric,
+                    s,
+                    None,
+                    strata,
+                    noise,
+                    &config.drift,
+                )
             })
             .transpose()
             .map_err(MonitorError::Config)?;

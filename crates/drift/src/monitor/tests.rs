@@ -556,7 +556,9 @@ const EVENTS_1H: [f64; 8] = [0.3, 0.25, 0.15, 0.1, 0.08, 0.06, 0.04, 0.02];
 
 fn count_profile() -> ReferenceProfile {
     let mut rng = Rng(31);
-    let data: Vec<f64> = (0..20_000).flat_map(|_| count_row(&mut rng, &EVENTS_1H)).collect();
+    let data: Vec<f64> = (0..20_000)
+        .flat_map(|_| count_row(&mut rng, &EVENTS_1H))
+        .collect();
     ReferenceProfile::fit_row_major(
         &["events_1h".into(), "amount".into()],
         &[ColumnKind::Numeric, ColumnKind::Numeric],
@@ -654,7 +656,12 @@ fn clustered_profile(config: &MonitorConfig) -> ReferenceProfile {
     profile
 }
 
-fn judge_clustered(profile: &ReferenceProfile, config: &MonitorConfig, scale: f64, shift: f64) -> MonitorSnapshot {
+fn judge_clustered(
+    profile: &ReferenceProfile,
+    config: &MonitorConfig,
+    scale: f64,
+    shift: f64,
+) -> MonitorSnapshot {
     let monitor = StreamMonitor::new(profile, config).unwrap();
     for row in clustered_rows(config.window, 52, scale, shift).chunks_exact(2) {
         monitor.observe(row, f64::NAN).unwrap();
@@ -666,11 +673,17 @@ fn judge_clustered(profile: &ReferenceProfile, config: &MonitorConfig, scale: f6
 fn regression_a_per_user_state_repeated_on_its_events_cries_wolf_without_the_window_spread() {
     let config = config(2000, 500);
     let profile = clustered_profile(&config);
-    let spread = profile.window_spread.as_ref().expect("40,000 rows hold 8 blocks of 2,000");
+    let spread = profile
+        .window_spread
+        .as_ref()
+        .expect("40,000 rows hold 8 blocks of 2,000");
     assert_eq!(spread.window, 2000);
     assert!(spread.windows >= 8 * 4, "{spread:?}");
     let floor = |name: &str| noise_floor(&spread.columns[name], 2000, 2000);
-    assert!(floor("user_max") > 0.1, "repeated values are few draws: {spread:?}");
+    assert!(
+        floor("user_max") > 0.1,
+        "repeated values are few draws: {spread:?}"
+    );
     assert!(floor("amount") < 0.1, "independent rows are precise: {spread:?}");
 
     let mut without = profile.clone();
@@ -680,13 +693,24 @@ fn regression_a_per_user_state_repeated_on_its_events_cries_wolf_without_the_win
     assert!(user_max.drifted, "a drift-free window of 40 draws: {user_max:?}");
 
     let snapshot = judge_clustered(&profile, &config, 1.0, 0.0);
-    assert_eq!(snapshot.status, MonitorStatus::Stable, "{:?}", snapshot.drifted_columns);
+    assert_eq!(
+        snapshot.status,
+        MonitorStatus::Stable,
+        "{:?}",
+        snapshot.drifted_columns
+    );
     let user_max = verdict(&snapshot, "user_max");
-    assert!(!user_max.exceeds_threshold && user_max.significant, "{user_max:?}");
+    assert!(
+        !user_max.exceeds_threshold && user_max.significant,
+        "{user_max:?}"
+    );
     assert_eq!(user_max.noise_floor, Some(user_max.threshold));
     assert_eq!(user_max.configured_threshold, 0.1);
     let amount = verdict(&snapshot, "amount");
-    assert_eq!(amount.threshold, 0.1, "the floor is below the configured threshold");
+    assert_eq!(
+        amount.threshold, 0.1,
+        "the floor is below the configured threshold"
+    );
 }
 
 #[test]
@@ -696,11 +720,18 @@ fn the_window_spread_keeps_real_changes_and_scales_with_the_rows_judged() {
     let snapshot = judge_clustered(&profile, &config, 1.0, 0.5);
     assert_eq!(snapshot.drifted_columns, vec!["amount".to_string()]);
     let snapshot = judge_clustered(&profile, &config, 3.0, 0.0);
-    assert!(verdict(&snapshot, "user_max").drifted, "tripled: {:?}", verdict(&snapshot, "user_max"));
+    assert!(
+        verdict(&snapshot, "user_max").drifted,
+        "tripled: {:?}",
+        verdict(&snapshot, "user_max")
+    );
 
     let spread = &profile.window_spread.as_ref().unwrap().columns["user_max"];
     let full = noise_floor(spread, 2000, 2000);
-    assert!((noise_floor(spread, 2000, 500) - 2.0 * full).abs() < 1e-12, "a quarter of the rows");
+    assert!(
+        (noise_floor(spread, 2000, 500) - 2.0 * full).abs() < 1e-12,
+        "a quarter of the rows"
+    );
     assert!((full - (spread.mean + NOISE_SDS * spread.std)).abs() < 1e-12);
 }
 
