@@ -83,7 +83,7 @@ pub(super) fn is_discrete(kind: ColumnKind, unique: usize) -> bool {
 /// window, and equal-width bins over a handful of integers split or merge values at
 /// random; one bin per value compares exactly what the column can take.
 pub(super) fn default_test(kind: ColumnKind, unique: usize) -> StatTest {
-    if kind == ColumnKind::Numeric && !is_discrete(kind, unique) {
+    if kind == ColumnKind::Numeric && unique > MAX_DISCRETE_VALUES {
         StatTest::Wasserstein
     } else {
         StatTest::JensenShannon

@@ -630,7 +630,7 @@ fn clustered_rows(n: usize, seed: u64, scale: f64, shift: f64) -> Vec<f64> {
     let (mut state, mut left) = (0.0, 0usize);
     for _ in 0..n {
         if left == 0 {
-            state = scale * (rng.normal()).exp();
+            state = scale * rng.normal().exp();
             left = 1 + (rng.uniform() * 99.0) as usize;
         }
         left -= 1;
