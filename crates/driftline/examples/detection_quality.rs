@@ -8,9 +8,9 @@
 //! their point-in-time vector from `FeatureEngine` + `EntityState` exactly as training
 //! replay computes it (the row before the event is applied), and the model and
 //! `ReferenceProfile` are fitted as `training::pipeline::fit_candidate` fits them (time
-//! split, training rows profiled with their scores). The stream is warmed up for
-//! `--warmup` events first, so 7-day features are in steady state before the reference
-//! period, as the demo does; then `StreamMonitor` (default `[drift.monitor]`) is evaluated
+//! split, training rows profiled with their scores and their window spread measured,
+//! `training::pipeline::profile_with_spread`). The stream is warmed up for `--warmup`
+//! events first, so 30-day features are in steady state before the reference period; then `StreamMonitor` (default `[drift.monitor]`) is evaluated
 //! every `--evaluate-every` events and `ConceptMonitor` sees every labelled error.
 //!
 //! ```text
@@ -38,7 +38,7 @@ use driftline_models::metrics::roc_auc;
 use driftline_models::model::Model;
 use driftline_stream::generator::{GeneratedEvent, Generator, GeneratorConfig, Scenario};
 use driftline_training::config::TrainingConfig;
-use driftline_training::pipeline::profile_params;
+use driftline_training::pipeline::{profile_params, profile_with_spread};
 use driftline_training::rows::{LabelledRows, Split};
 
 #[derive(Parser, Debug)]
@@ -52,8 +52,9 @@ struct Args {
     #[arg(long, default_value_t = 200_000)]
     events: u64,
     /// Events replayed before the reference period so 7-day windows are full
-    /// (302,400 ≈ 7 days at the default 2 s spacing).
-    #[arg(long, default_value_t = 302_400)]
+    /// (1,296,000 = 30 days at the default 2 s spacing: the z-score against the user's
+    /// 30-day history is still maturing after a shorter warm-up, and drifts for real).
+    #[arg(long, default_value_t = 1_296_000)]
     warmup: u64,
     /// Events of the reference period the model and profile are fitted on.
     #[arg(long, default_value_t = 100_000)]
@@ -80,9 +81,13 @@ struct Args {
     /// Print every evaluation's drifted columns.
     #[arg(long)]
     trace: bool,
-    /// Profile without hour-of-day strata (the whole reference, as before seasons).
+    /// Profile without hour-of-day strata (the whole reference, as before seasons; no
+    /// window spread either).
     #[arg(long)]
     no_seasons: bool,
+    /// Profile without the reference's window spread (the thresholds alone, as before).
+    #[arg(long)]
+    no_spread: bool,
     /// Feed the concept detectors the raw 0/1 errors (river's input) instead of the
     /// excess errors.
     #[arg(long)]
@@ -335,21 +340,43 @@ fn fit(
     let model = training.estimator.fit(&train)?;
     let train_scores = model.predict_dataset(&train)?;
     let holdout_auc = roc_auc(&model.predict_dataset(&holdout)?, holdout.labels()).unwrap_or(f64::NAN);
-    let mut params = profile_params(spec);
-    if args.no_seasons {
-        params.season_column = None;
-    }
-    let profile = ReferenceProfile::fit_row_major(
-        &rows.columns,
-        &rows.kinds,
-        train.features(),
-        Some(train.labels()),
-        Some(&train_scores),
-        &params,
-    )?;
     let mut config = MonitorConfig::default();
     if let Some(window) = args.window {
         config.window = window;
+    }
+    let mut profile = if args.no_seasons {
+        let mut params = profile_params(spec);
+        params.season_column = None;
+        ReferenceProfile::fit_row_major(
+            &rows.columns,
+            &rows.kinds,
+            train.features(),
+            Some(train.labels()),
+            Some(&train_scores),
+            &params,
+        )?
+    } else {
+        profile_with_spread(rows, &train, &train_scores, spec, &config)?
+    };
+    if args.no_spread {
+        profile.window_spread = None;
+    }
+    if let Some(spread) = &profile.window_spread {
+        println!(
+            "window spread over {} held-out windows of {} rows (mean, std, max; floor = mean + {} std):",
+            spread.windows,
+            spread.window,
+            driftline_drift::monitor::NOISE_SDS
+        );
+        for (name, d) in &spread.columns {
+            println!(
+                "  {name}: {:.3} {:.3} {:.3}; floor {:.3}",
+                d.mean,
+                d.std,
+                d.max,
+                driftline_drift::monitor::noise_floor(d, spread.window, spread.window)
+            );
+        }
     }
     let monitor = StreamMonitor::new(&profile, &config)?;
     let live = Live {
@@ -456,9 +483,14 @@ impl Live {
                 .iter()
                 .chain(snapshot.score.as_ref())
                 .filter_map(|c| {
-                    c.drift
-                        .filter(|d| d.drifted)
-                        .map(|d| format!("{} {:.3}", c.name, d.score.unwrap_or(f64::NAN)))
+                    c.drift.filter(|d| d.drifted).map(|d| {
+                        format!(
+                            "{} {:.3} (p {:.1e})",
+                            c.name,
+                            d.score.unwrap_or(f64::NAN),
+                            d.p_value.unwrap_or(f64::NAN)
+                        )
+                    })
                 })
                 .collect();
             if !trace {

@@ -220,6 +220,11 @@ impl DataWatch {
         }
     }
 
+    /// How the window is judged (a retrained profile's window spread is measured with it).
+    pub fn config(&self) -> &MonitorConfig {
+        &self.config
+    }
+
     /// Starts a fresh window against champion `version`'s training profile (no-op when it
     /// is the one watched).
     pub fn watch(&self, version: u32, profile: &ReferenceProfile) {

@@ -447,6 +447,7 @@ async fn retrain_steps(
     let control = state.control.get().ok_or("the registry is not open")?;
     let mut training = TrainingConfig::from_settings(&state.model_settings, &state.gate_settings)
         .map_err(|e| e.to_string())?;
+    training.monitor = state.data_drift.config().clone();
     // A drift trigger trains on the new world: events since the detection, less the lookback.
     let from = trigger.is_drift().then(|| {
         let detected = state.latest_event_time();

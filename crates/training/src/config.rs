@@ -7,6 +7,7 @@
 
 use driftline_core::config::{GateSettings, ModelSettings, SplitKind};
 use driftline_core::time::Timestamp;
+use driftline_drift::monitor::MonitorConfig;
 use driftline_features::training::TrainingWindow;
 use driftline_models::estimator::EstimatorParams;
 use driftline_models::gates::Gates;
@@ -36,6 +37,10 @@ pub struct TrainingConfig {
     pub last_events: Option<u64>,
     /// The promotion gates.
     pub gates: Gates,
+    /// The drift monitor the model will be watched by: the profile's window spread is
+    /// measured with its window and tests (`[drift]`; the defaults unless a caller that
+    /// reads `[drift]` sets it).
+    pub monitor: MonitorConfig,
 }
 
 impl TrainingConfig {
@@ -70,6 +75,7 @@ impl TrainingConfig {
             },
             last_events: model.last_events,
             gates,
+            monitor: MonitorConfig::default(),
         })
     }
 }

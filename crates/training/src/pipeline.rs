@@ -12,6 +12,7 @@ use std::time::Instant;
 use driftline_core::config::SplitKind;
 use driftline_core::features::FeatureSpec;
 use driftline_core::profile::{ProfileParams, ReferenceProfile};
+use driftline_drift::monitor::{MonitorConfig, ReferenceRows, measure_window_spread};
 use driftline_features::compute::FeatureEngine;
 use driftline_features::offline::OfflineStore;
 use driftline_models::dataset::Dataset;
@@ -62,6 +63,38 @@ pub fn profile_params(spec: &FeatureSpec) -> ProfileParams {
     }
 }
 
+/// Profiles the training rows (in time order) with their scores, and measures how far
+/// windows of them drift from the rest by `monitor`'s tests (the noise floor the drift
+/// monitor's thresholds stand above; see `driftline_drift::monitor::measure_window_spread`).
+pub fn profile_with_spread(
+    rows: &LabelledRows,
+    train: &Dataset,
+    train_scores: &[f64],
+    spec: &FeatureSpec,
+    monitor: &MonitorConfig,
+) -> Result<ReferenceProfile, TrainError> {
+    let params = profile_params(spec);
+    let mut profile = ReferenceProfile::fit_row_major(
+        &rows.columns,
+        &rows.kinds,
+        train.features(),
+        Some(train.labels()),
+        Some(train_scores),
+        &params,
+    )
+    .map_err(|e| TrainError::Data(format!("profiling the training rows: {e}")))?;
+    let reference = ReferenceRows {
+        columns: &rows.columns,
+        kinds: &rows.kinds,
+        rows: train.features(),
+        scores: Some(train_scores),
+        params: &params,
+    };
+    profile.window_spread = measure_window_spread(reference, monitor)
+        .map_err(|e| TrainError::Data(format!("measuring the training rows' window spread: {e}")))?;
+    Ok(profile)
+}
+
 /// Builds the training rows from `offline` history and fits, scores and profiles a model.
 pub fn fit_candidate(
     config: &TrainingConfig,
@@ -100,15 +133,7 @@ pub fn fit_candidate(
         &holdout,
         config.decision_threshold,
     )?;
-    let profile = ReferenceProfile::fit_row_major(
-        &rows.columns,
-        &rows.kinds,
-        train.features(),
-        Some(train.labels()),
-        Some(&train_scores),
-        &profile_params(engine.spec()),
-    )
-    .map_err(|e| TrainError::Data(format!("profiling the training rows: {e}")))?;
+    let profile = profile_with_spread(&rows, &train, &train_scores, engine.spec(), &config.monitor)?;
     let fingerprint = engine.spec().fingerprint();
     let data = data_summary(
         &rows,

@@ -26,12 +26,14 @@ mod tests;
 pub use season::{HOURS, HourStratum, Seasons, StratumColumn, hour_of};
 
 /// Bumped whenever the serialised shape of [`ReferenceProfile`] changes. Version 2 added
-/// the optional hour-of-day strata ([`ReferenceProfile::seasons`]).
-pub const FORMAT_VERSION: u32 = 2;
+/// the optional hour-of-day strata ([`ReferenceProfile::seasons`]), version 3 the
+/// optional window spread ([`ReferenceProfile::window_spread`]).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Every format this build reads: a version-1 profile is a version-2 profile without
-/// strata (the monitor then compares with the whole reference).
-pub const READABLE_FORMATS: [u32; 2] = [1, 2];
+/// strata (the monitor then compares with the whole reference), a version-2 profile a
+/// version-3 profile without a window spread (the monitor then uses its thresholds alone).
+pub const READABLE_FORMATS: [u32; 3] = [1, 2, 3];
 
 /// How a column is profiled, which in turn picks the drift tests run on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +165,35 @@ pub struct ReferenceProfile {
     /// format-1 profiles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seasons: Option<Seasons>,
+    /// How far windows of the reference period's own rows drift from the rest of it,
+    /// measured by the drift monitor after fitting (absent in format-1 and -2 profiles,
+    /// and when the reference was too short to hold windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_spread: Option<WindowSpread>,
+}
+
+/// The drift distances that windows of drift-free reference rows reach, per column: the
+/// noise the monitor's thresholds must stand above. Rows of one entity are not
+/// independent (a per-user 24 h maximum repeats on each of that user's events), so
+/// windows vary more than an independent sample of the same size would; this measures
+/// how much more, on the reference's own windows in time order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowSpread {
+    /// Rows per window measured.
+    pub window: usize,
+    /// Windows evaluated.
+    pub windows: usize,
+    /// Per column name (the score column is `score`), the spread of its deciding
+    /// distance; columns decided by a p-value are absent.
+    pub columns: BTreeMap<String, DistanceSpread>,
+}
+
+/// Mean, standard deviation and maximum of one column's distance over the windows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DistanceSpread {
+    pub mean: f64,
+    pub std: f64,
+    pub max: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -351,6 +382,7 @@ impl ReferenceProfile {
             scores,
             columns,
             seasons,
+            window_spread: None,
         })
     }
 

@@ -245,7 +245,7 @@ fn json_round_trips_with_labels_and_scores() {
     assert_eq!(s.sample, vec![0.1, 0.7, 0.9]);
 
     let json = serde_json::to_string_pretty(&p).unwrap();
-    assert!(json.contains("\"format_version\": 2"));
+    assert!(json.contains("\"format_version\": 3"));
     let back: ReferenceProfile = serde_json::from_str(&json).unwrap();
     assert_eq!(back, p);
 }
@@ -482,7 +482,7 @@ fn a_season_column_splits_rows_and_scores_by_hour() {
     assert_eq!(seasons.hour(7).unwrap().rows, 1);
     let assigned: usize = seasons.hours.iter().map(|h| h.rows).sum();
     assert_eq!(assigned, 4, "hour 25 and a missing hour are in no stratum");
-    assert_eq!(p.format_version, 2);
+    assert_eq!(p.format_version, FORMAT_VERSION);
 }
 
 #[test]

@@ -20,10 +20,27 @@
 //! not noise, which a distance alone cannot at `min_window` rows or against a quiet
 //! hour's few reference rows. The status is `drift` when any feature column or the score
 //! drifts; Evidently's dataset rule (a share of drifted columns) is reported beside it.
+//!
+//! Both guards assume a window's rows are independent, and they are not: one user's
+//! events repeat that user's state, so a per-user 24 h maximum takes the same value on
+//! all of them and a single fraud burst moves the window's upper tail. When the profile
+//! carries the reference's window spread ([`measure_window_spread`], measured on
+//! held-out windows of the training rows when the model is fitted), a distance must also
+//! reach that column's noise floor (mean + 4 standard deviations of drift-free windows).
+//! This was chosen over two alternatives. Requiring drift over consecutive evaluations
+//! does not help: the windows overlap, and a cluster of dependent rows stays in the
+//! window for its whole length, as a real change does; only a persistence longer than
+//! the window would separate them, which delays every detection by a window. Correcting
+//! p-values by an effective sample size needs to know which rows share a user, which
+//! the vector does not say. The floor only raises the bar where the reference itself
+//! is noisy (per-user maxima and deviations over short windows), so a column whose
+//! windows agree with the reference (the request amount, the means, the 7-day
+//! aggregates) keeps the configured threshold.
 
 mod column;
 mod season;
 mod snapshot;
+mod spread;
 
 #[cfg(test)]
 mod tests;
@@ -37,6 +54,7 @@ pub use snapshot::{
     ColumnHistogram, ColumnSnapshot, ColumnVerdict, DataQuality, DatasetVerdict, MonitorSnapshot,
     MonitorStatus, SeasonSnapshot,
 };
+pub use spread::{BLOCKS, NOISE_SDS, ReferenceRows, measure_window_spread, noise_floor};
 
 use crate::concept::{ConceptEvent, ConceptMonitor, ConceptParams, expected_error};
 use crate::selection::DriftConfig;
@@ -214,11 +232,18 @@ impl StreamMonitor {
                     })
             })
             .transpose()?;
+        let noise = |name: &str| {
+            let spread = profile.window_spread.as_ref()?;
+            spread.columns.get(name).map(|d| (*d, spread.window))
+        };
         let columns = profile
             .columns
             .iter()
             .enumerate()
-            .map(|(j, c)| ColumnModel::of_profile(c, strata(seasons, |h| h.columns.get(j)), &config.drift))
+            .map(|(j, c)| {
+                let strata = strata(seasons, |h| h.columns.get(j));
+                ColumnModel::of_profile(c, strata, noise(&c.name), &config.drift)
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(MonitorError::Config)?;
         let score = profile
@@ -226,7 +251,16 @@ impl StreamMonitor {
             .as_ref()
             .map(|s| {
                 let strata = strata(seasons, |h| h.scores.as_ref());
-                ColumnModel::new(SCORE_COLUMN, ColumnKind::Numeric, s, None, strata, &config.drift)
+                let noise = noise(SCORE_COLUMN);
+                ColumnModel::new(
+                    SCORE_COLUMN,
+                    ColumnKind::Numeric,
+                    s,
+                    None,
+                    strata,
+                    noise,
+                    &config.drift,
+                )
             })
             .transpose()
             .map_err(MonitorError::Config)?;

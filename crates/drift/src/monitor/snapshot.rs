@@ -109,7 +109,17 @@ pub struct ColumnVerdict {
     pub test: StatTest,
     /// Its distance or p-value; `None` when it is undefined (never drifts).
     pub score: Option<f64>,
+    /// The threshold applied: the configured one, or the noise floor when that is higher.
     pub threshold: f64,
+    /// The configured threshold (`distance_threshold`, `p_value_threshold` or the
+    /// column's own).
+    #[serde(default)]
+    pub configured_threshold: f64,
+    /// The distance windows of the reference's own drift-free rows reach (mean plus 4
+    /// standard deviations, scaled to this window's rows), when the profile measured it
+    /// and the column's threshold is not configured: a change must stand above it.
+    #[serde(default)]
+    pub noise_floor: Option<f64>,
     pub drifted: bool,
     /// The test of the p-value reported beside: KS (asymptotic law) for numbers,
     /// chi-square for categories, or the deciding test itself when that is a p-value test.
@@ -161,6 +171,16 @@ pub enum ColumnHistogram {
         /// Window values below the first edge and above the last.
         current_below: u64,
         current_above: u64,
+    },
+    /// A number with at most 20 distinct reference values, one bin per value (the
+    /// reference's counts are those of the profile's sample).
+    Values {
+        /// The reference's values, ascending.
+        values: Vec<f64>,
+        reference: Vec<u64>,
+        current: Vec<u64>,
+        /// Window values the reference never took.
+        current_other: u64,
     },
     /// The reference's category codes, ascending.
     Categorical {

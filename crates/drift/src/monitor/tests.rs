@@ -546,3 +546,221 @@ fn a_distance_past_its_threshold_in_a_small_window_is_not_drift_unless_significa
         "3 features and the score"
     );
 }
+
+/// Events in the last hour, 0..=7 by `weights`, beside a continuous amount.
+fn count_row(rng: &mut Rng, weights: &[f64; 8]) -> [f64; 2] {
+    [rng.category(weights), 100.0 + 20.0 * rng.normal()]
+}
+
+const EVENTS_1H: [f64; 8] = [0.3, 0.25, 0.15, 0.1, 0.08, 0.06, 0.04, 0.02];
+
+fn count_profile() -> ReferenceProfile {
+    let mut rng = Rng(31);
+    let data: Vec<f64> = (0..20_000)
+        .flat_map(|_| count_row(&mut rng, &EVENTS_1H))
+        .collect();
+    ReferenceProfile::fit_row_major(
+        &["events_1h".into(), "amount".into()],
+        &[ColumnKind::Numeric, ColumnKind::Numeric],
+        &data,
+        None,
+        None,
+        &ProfileParams::default(),
+    )
+    .unwrap()
+}
+
+fn feed_counts(monitor: &StreamMonitor, n: usize, seed: u64, weights: &[f64; 8]) {
+    let mut rng = Rng(seed);
+    for _ in 0..n {
+        monitor.observe(&count_row(&mut rng, weights), f64::NAN).unwrap();
+    }
+}
+
+#[test]
+fn a_number_with_at_most_20_values_is_judged_value_by_value() {
+    let monitor = StreamMonitor::new(&count_profile(), &config(5000, 500)).unwrap();
+    feed_counts(&monitor, 4990, 41, &EVENTS_1H);
+    // Ten values the reference never took.
+    for _ in 0..10 {
+        monitor.observe(&[12.0, 100.0], f64::NAN).unwrap();
+    }
+    let snapshot = monitor.evaluate();
+    let events = verdict(&snapshot, "events_1h");
+    assert_eq!(
+        (events.test, events.p_value_test),
+        (StatTest::JensenShannon, StatTest::ChiSquare),
+        "not a Wasserstein distance normed by a small count's deviation"
+    );
+    assert!(!events.drifted && events.score.unwrap() < 0.05, "{events:?}");
+    let ColumnHistogram::Values {
+        values,
+        reference,
+        current,
+        current_other,
+    } = &snapshot.column("events_1h").unwrap().histogram
+    else {
+        panic!("a histogram of values")
+    };
+    assert_eq!(values, &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+    assert_eq!(reference.iter().sum::<u64>(), 5000, "the profile's sample");
+    assert_eq!((current.iter().sum::<u64>(), *current_other), (4990, 10));
+    assert!(current[0] > current[7] * 5, "{current:?}");
+    assert_eq!(
+        verdict(&snapshot, "amount").test,
+        StatTest::Wasserstein,
+        "a continuous column keeps the distance on numbers"
+    );
+
+    let busier = [0.1, 0.15, 0.15, 0.15, 0.15, 0.1, 0.1, 0.1];
+    let shifted = StreamMonitor::new(&count_profile(), &config(5000, 500)).unwrap();
+    feed_counts(&shifted, 5000, 42, &busier);
+    let snapshot = shifted.evaluate();
+    let events = verdict(&snapshot, "events_1h");
+    assert!(events.drifted && events.p_value.unwrap() < 1e-10, "{events:?}");
+    assert_eq!(snapshot.drifted_columns, vec!["events_1h".to_string()]);
+}
+
+/// A stream of two columns: `user_max`, a per-user state that repeats on each of a user's
+/// events (runs of 1 to 99 rows of one lognormal value, scaled by `scale`), and `amount`,
+/// an independent normal shifted by `shift` standard deviations.
+fn clustered_rows(n: usize, seed: u64, scale: f64, shift: f64) -> Vec<f64> {
+    let mut rng = Rng(seed);
+    let mut rows = Vec::with_capacity(2 * n);
+    let (mut state, mut left) = (0.0, 0usize);
+    for _ in 0..n {
+        if left == 0 {
+            state = scale * rng.normal().exp();
+            left = 1 + (rng.uniform() * 99.0) as usize;
+        }
+        left -= 1;
+        rows.extend_from_slice(&[state, 100.0 + 20.0 * (rng.normal() + shift)]);
+    }
+    rows
+}
+
+fn clustered_profile(config: &MonitorConfig) -> ReferenceProfile {
+    let columns = ["user_max".to_string(), "amount".to_string()];
+    let kinds = [ColumnKind::Numeric, ColumnKind::Numeric];
+    let rows = clustered_rows(40_000, 51, 1.0, 0.0);
+    let params = ProfileParams::default();
+    let mut profile = ReferenceProfile::fit_row_major(&columns, &kinds, &rows, None, None, &params).unwrap();
+    let reference = ReferenceRows {
+        columns: &columns,
+        kinds: &kinds,
+        rows: &rows,
+        scores: None,
+        params: &params,
+    };
+    profile.window_spread = measure_window_spread(reference, config).unwrap();
+    profile
+}
+
+fn judge_clustered(
+    profile: &ReferenceProfile,
+    config: &MonitorConfig,
+    scale: f64,
+    shift: f64,
+) -> MonitorSnapshot {
+    let monitor = StreamMonitor::new(profile, config).unwrap();
+    for row in clustered_rows(config.window, 52, scale, shift).chunks_exact(2) {
+        monitor.observe(row, f64::NAN).unwrap();
+    }
+    monitor.evaluate()
+}
+
+#[test]
+fn regression_a_per_user_state_repeated_on_its_events_cries_wolf_without_the_window_spread() {
+    let config = config(2000, 500);
+    let profile = clustered_profile(&config);
+    let spread = profile
+        .window_spread
+        .as_ref()
+        .expect("40,000 rows hold 8 blocks of 2,000");
+    assert_eq!(spread.window, 2000);
+    assert!(spread.windows >= 8 * 4, "{spread:?}");
+    let floor = |name: &str| noise_floor(&spread.columns[name], 2000, 2000);
+    assert!(
+        floor("user_max") > 0.1,
+        "repeated values are few draws: {spread:?}"
+    );
+    assert!(floor("amount") < 0.1, "independent rows are precise: {spread:?}");
+
+    let mut without = profile.clone();
+    without.window_spread = None;
+    let snapshot = judge_clustered(&without, &config, 1.0, 0.0);
+    let user_max = verdict(&snapshot, "user_max");
+    assert!(user_max.drifted, "a drift-free window of 40 draws: {user_max:?}");
+
+    let snapshot = judge_clustered(&profile, &config, 1.0, 0.0);
+    assert_eq!(
+        snapshot.status,
+        MonitorStatus::Stable,
+        "{:?}",
+        snapshot.drifted_columns
+    );
+    let user_max = verdict(&snapshot, "user_max");
+    assert!(
+        !user_max.exceeds_threshold && user_max.significant,
+        "{user_max:?}"
+    );
+    assert_eq!(user_max.noise_floor, Some(user_max.threshold));
+    assert_eq!(user_max.configured_threshold, 0.1);
+    let amount = verdict(&snapshot, "amount");
+    assert_eq!(
+        amount.threshold, 0.1,
+        "the floor is below the configured threshold"
+    );
+}
+
+#[test]
+fn the_window_spread_keeps_real_changes_and_scales_with_the_rows_judged() {
+    let config = config(2000, 500);
+    let profile = clustered_profile(&config);
+    let snapshot = judge_clustered(&profile, &config, 1.0, 0.5);
+    assert_eq!(snapshot.drifted_columns, vec!["amount".to_string()]);
+    let snapshot = judge_clustered(&profile, &config, 3.0, 0.0);
+    assert!(
+        verdict(&snapshot, "user_max").drifted,
+        "tripled: {:?}",
+        verdict(&snapshot, "user_max")
+    );
+
+    let spread = &profile.window_spread.as_ref().unwrap().columns["user_max"];
+    let full = noise_floor(spread, 2000, 2000);
+    assert!(
+        (noise_floor(spread, 2000, 500) - 2.0 * full).abs() < 1e-12,
+        "a quarter of the rows"
+    );
+    assert!((full - (spread.mean + NOISE_SDS * spread.std)).abs() < 1e-12);
+}
+
+#[test]
+fn a_configured_threshold_is_not_raised_by_the_window_spread() {
+    let mut config = config(2000, 500);
+    config.drift.columns.insert(
+        "user_max".into(),
+        ColumnOverride {
+            test: None,
+            threshold: Some(0.05),
+        },
+    );
+    let profile = clustered_profile(&config);
+    let user_max = *verdict(&judge_clustered(&profile, &config, 1.0, 0.0), "user_max");
+    assert_eq!((user_max.threshold, user_max.noise_floor), (0.05, None));
+}
+
+#[test]
+fn a_reference_too_short_for_its_blocks_has_no_window_spread() {
+    let config = config(5000, 500);
+    let columns = ["user_max".to_string(), "amount".to_string()];
+    let kinds = [ColumnKind::Numeric, ColumnKind::Numeric];
+    let reference = ReferenceRows {
+        columns: &columns,
+        kinds: &kinds,
+        rows: &clustered_rows(39_999, 1, 1.0, 0.0),
+        scores: None,
+        params: &ProfileParams::default(),
+    };
+    assert_eq!(measure_window_spread(reference, &config).unwrap(), None);
+}

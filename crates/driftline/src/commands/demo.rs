@@ -24,6 +24,7 @@ use axum::http::{Method, Request};
 use clap::Args;
 use driftline_core::config::Config;
 use driftline_core::time::{Span, Timestamp};
+use driftline_drift::monitor::MonitorConfig;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::offline::open_store;
 use driftline_features::paths::DataPaths;
@@ -244,6 +245,7 @@ fn write_history(
 /// champion.
 fn train_baseline(config: &Config, from: Timestamp, clock: &Instant) -> anyhow::Result<()> {
     let mut training = TrainingConfig::from_settings(&config.settings.model, &config.settings.gates)?;
+    training.monitor = MonitorConfig::from_settings(&config.settings.drift);
     training.window = TrainingWindow {
         from: Some(from),
         to: None,

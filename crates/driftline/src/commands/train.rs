@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use driftline_core::config::{Config, SplitKind};
 use driftline_core::time::Timestamp;
+use driftline_drift::monitor::MonitorConfig;
 use driftline_features::compute::FeatureEngine;
 use driftline_features::offline::open_store;
 use driftline_features::paths::DataPaths;
@@ -112,6 +113,7 @@ pub fn run(config: Config, args: TrainArgs) -> anyhow::Result<ExitCode> {
 fn training_config(config: &Config, args: &TrainArgs) -> anyhow::Result<TrainingConfig> {
     let mut training = TrainingConfig::from_settings(&config.settings.model, &config.settings.gates)
         .map_err(|e| UsageError(e.to_string()))?;
+    training.monitor = MonitorConfig::from_settings(&config.settings.drift);
     match args.estimator {
         Some(EstimatorKind::Logistic) if training.estimator.kind() != "logistic" => {
             training.estimator = EstimatorParams::Logistic(Default::default());
