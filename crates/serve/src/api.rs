@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use driftline_core::contract::{IdSource, ValidateContext};
-use driftline_core::event::{Event, FieldError, Record};
+use driftline_core::event::{Event, FieldError, LabelUpdate, Record};
 use driftline_core::features::FeatureVector;
 use driftline_core::time::Timestamp;
 use driftline_features::online::EmbeddedOnlineStore;
@@ -821,22 +821,37 @@ async fn ingest(
     .await
     .map_err(|e| ApiError::Internal(format!("ingest task: {e}")))??;
     state.metrics.observe_ingested(appended.accepted as u64);
-    if !appended.labels.is_empty() {
-        let joined = state
-            .feedback
-            .lock()
-            .expect("feedback lock")
-            .join(&appended.labels);
-        state.metrics.observe_labels_joined(joined.len() as u64);
-        let drifts = state.concept.observe(&joined);
-        if let (false, Some(retrainer)) = (drifts.is_empty(), state.retrainer.get()) {
-            let holdout = state.champion.load().as_deref().and_then(holdout_error_rate);
-            for drift in drifts {
-                retrainer.observe_concept_drift(drift.detector, drift.error_rate, holdout);
-            }
+    let unmatched = join_labels(&state, &appended.labels);
+    if let OnlineState::Redis(reader) = &state.store {
+        // Another replica may have served these predictions (see features::redis::labels).
+        if let Err(error) = reader.publish_labels(&unmatched).await {
+            tracing::debug!(%error, labels = unmatched.len(), "labels not shared with other replicas");
         }
     }
     Ok((StatusCode::ACCEPTED, Json(appended)))
+}
+
+/// Joins labels with this replica's remembered predictions and feeds the joined ones to
+/// the concept-drift monitors (and through them the retrainer); returns the labels whose
+/// prediction this replica did not make.
+pub(crate) fn join_labels(state: &AppState, labels: &[LabelUpdate]) -> Vec<LabelUpdate> {
+    if labels.is_empty() {
+        return Vec::new();
+    }
+    let (joined, unmatched) = state
+        .feedback
+        .lock()
+        .expect("feedback lock")
+        .join_or_return(labels);
+    state.metrics.observe_labels_joined(joined.len() as u64);
+    let drifts = state.concept.observe(&joined);
+    if let (false, Some(retrainer)) = (drifts.is_empty(), state.retrainer.get()) {
+        let holdout = state.champion.load().as_deref().and_then(holdout_error_rate);
+        for drift in drifts {
+            retrainer.observe_concept_drift(drift.detector, drift.error_rate, holdout);
+        }
+    }
+    unmatched
 }
 
 /// The share of wrong decisions on a model's holdout, from its card.

@@ -80,24 +80,33 @@ impl Feedback {
 
     /// Joins labels with remembered predictions; returns the matched ones, in label order.
     pub fn join(&mut self, labels: &[LabelUpdate]) -> Vec<Joined> {
+        self.join_or_return(labels).0
+    }
+
+    /// [`join`](Self::join), also returning the labels whose prediction this process does
+    /// not remember (made by another replica, or forgotten).
+    pub fn join_or_return(&mut self, labels: &[LabelUpdate]) -> (Vec<Joined>, Vec<LabelUpdate>) {
         let mut joined = Vec::new();
+        let mut unmatched = Vec::new();
         for label in labels {
-            if let Some(prediction) = self.predictions.remove(&id_key(&label.event_id)) {
-                let pair = (prediction.score, label.label);
-                let variant = prediction.variant as usize;
-                self.labelled[variant].push(pair);
-                let recent = &mut self.recent[variant];
-                if recent.len() == LIVE_WINDOW {
-                    recent.pop_front();
-                }
-                recent.push_back(pair);
-                joined.push(Joined {
-                    prediction,
-                    label: label.label,
-                });
+            let Some(prediction) = self.predictions.remove(&id_key(&label.event_id)) else {
+                unmatched.push(label.clone());
+                continue;
+            };
+            let pair = (prediction.score, label.label);
+            let variant = prediction.variant as usize;
+            self.labelled[variant].push(pair);
+            let recent = &mut self.recent[variant];
+            if recent.len() == LIVE_WINDOW {
+                recent.pop_front();
             }
+            recent.push_back(pair);
+            joined.push(Joined {
+                prediction,
+                label: label.label,
+            });
         }
-        joined
+        (joined, unmatched)
     }
 
     /// The labelled (scores, labels) of a variant since the last [`reset_labelled`](Self::reset_labelled).
@@ -159,6 +168,16 @@ mod tests {
         assert_eq!(f.live_roc_auc(Variant::Canary), (None, 0));
         f.reset_recent(Variant::Baseline);
         assert_eq!(f.live_roc_auc(Variant::Baseline), (None, 0));
+    }
+
+    #[test]
+    fn labels_of_predictions_made_elsewhere_come_back_for_other_replicas() {
+        let mut f = Feedback::default();
+        f.remember("mine", prediction(Variant::Baseline, 0.2));
+        let (joined, unmatched) =
+            f.join_or_return(&[label("theirs", true), label("mine", false), label("mine", true)]);
+        assert_eq!(joined.len(), 1);
+        assert_eq!(unmatched, [label("theirs", true), label("mine", true)]);
     }
 
     #[test]

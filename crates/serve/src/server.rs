@@ -9,7 +9,8 @@
 //! nothing: restart replays the log from the last checkpoint, as ingest always does. With
 //! `[online_store] backend = "redis"` the server ingests nothing: `driftline ingest`
 //! workers write state to Redis and every replica reads it there (events posted to
-//! `/v1/events` still go to the data directory's log, for an `ingest --follow` on it).
+//! `/v1/events` still go to the data directory's log, for an `ingest --follow` on it), and
+//! a label a replica cannot join travels over Redis to the replica that made the prediction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
 use driftline_features::offline::{OfflineStore, open_store};
 use driftline_features::paths::DataPaths;
-use driftline_features::redis::RedisStateReader;
+use driftline_features::redis::{RedisStateReader, subscribe_labels};
 use driftline_stream::log::{LogConfig, LogReader};
 
 use crate::api::app;
@@ -124,6 +125,8 @@ pub async fn start(config: Config) -> Result<Arc<AppState>, ServeError> {
     if let Some(ingestor) = ingestor {
         state.metrics.observe_ingest(ingestor.next_offset(), 0, 0);
         follow_log(ingestor, paths.clone(), state.clone());
+    } else {
+        join_shared_labels(&config, state.clone())?;
     }
     let stores = driftline_registry::open(&config.settings).await?;
     let control = Control {
@@ -182,6 +185,15 @@ async fn open_online_state(
             Ok((OnlineState::Redis(reader), None))
         }
     }
+}
+
+/// With Redis, labels other replicas could not join arrive on its labels channel; this
+/// replica joins the ones whose prediction it made (see `features::redis::labels`).
+fn join_shared_labels(config: &Config, state: Arc<AppState>) -> Result<(), ServeError> {
+    subscribe_labels(&config.settings.redis, move |labels| {
+        crate::api::join_labels(&state, &labels);
+    })
+    .map_err(|e| ServeError::OnlineStore(format!("starting the labels subscriber: {e}")))
 }
 
 fn open_ingest(config: &Config, paths: &DataPaths) -> Result<Ingestor, ServeError> {

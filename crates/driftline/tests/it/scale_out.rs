@@ -5,8 +5,9 @@
 //! One worker is killed with SIGKILL mid-stream and restarted; when the topic is consumed,
 //! PostgreSQL holds every event exactly once and Redis holds, for every user, exactly the
 //! state a single embedded ingest of the same events produces. Both replicas answer from
-//! that online state with the same scores, an alias change reaches both, exactly one is
-//! the controller, and killing it hands the role to the other.
+//! that online state with the same scores, a label posted to either joins the prediction
+//! where it was made, an alias change reaches both, exactly one is the controller, and
+//! killing it hands the role to the other.
 //!
 //! Needs all four backends; without them it says why and passes, unless
 //! `DRIFTLINE_REQUIRE_BACKENDS=1` (as under .ci/run), when it fails.
@@ -164,6 +165,14 @@ fn stored_events(database: &TestDatabase) -> usize {
         .unwrap_or(0)
 }
 
+/// A counter's value on a replica's `/metrics`.
+fn metric(port: u16, name: &str) -> f64 {
+    let (_, text) = http(port, "GET", "/metrics", "").expect("the replica answers");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
 fn predict(port: u16, user: usize) -> serde_json::Value {
     let body = format!(
         r#"{{"user_id":"user-{user:05}","event":{{"transaction_amount":83.2,"country":"DE","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}}}"#
@@ -307,6 +316,18 @@ fn two_ingest_workers_and_two_replicas_share_kafka_redis_postgres_and_s3() {
             (&b["score"], &b["model_version"])
         );
     }
+
+    // A label posted to the replica that did not make the prediction joins where it was made.
+    let joined = |port: u16| metric(port, "driftline_feedback_labels_joined_total");
+    let made_on_a = predict(ports[0], 7);
+    let feedback = format!(r#"{{"event_id":{},"label":1}}"#, made_on_a["event_id"]);
+    let (status, text) = http(ports[1], "POST", "/v1/feedback", &feedback).unwrap();
+    assert_eq!(status, 202, "{text}");
+    let (_, took) = wait_for(Duration::from_secs(5), "the label to join on replica a", || {
+        (joined(ports[0]) == 1.0).then_some(())
+    });
+    eprintln!("a label posted to replica b joined on replica a {took:?} later");
+    assert_eq!(joined(ports[1]), 0.0, "replica b made no prediction to join");
 
     let (leader, _) = wait_for(Duration::from_secs(10), "a controller", || {
         sole_controller(&ports)

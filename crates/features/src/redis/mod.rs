@@ -30,6 +30,7 @@
 //! a worker that lost its partitions (session expired) but still writes; keys are per
 //! entity and writes whole states, so the last writer wins until the zombie notices.
 
+mod labels;
 mod reader;
 #[doc(hidden)]
 pub mod testing;
@@ -40,6 +41,7 @@ use std::time::{Duration, Instant};
 use driftline_core::config::RedisSettings;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
+pub use labels::{decode_labels, encode_labels, labels_channel, subscribe_labels};
 pub use reader::{ReadError, RedisStateReader};
 
 use crate::online::{EmbeddedOnlineStore, OnlineStore, SharedOnlineStore, StoreError};

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use driftline_core::config::RedisSettings;
+use driftline_core::event::LabelUpdate;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{address, connection_info, decode_value, state_key};
@@ -49,6 +50,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub struct RedisStateReader {
     manager: ConnectionManager,
     prefix: String,
+    labels_channel: String,
     deadline: Duration,
     address: String,
     breaker: Breaker,
@@ -75,6 +77,7 @@ impl RedisStateReader {
         Ok(Self {
             manager,
             prefix: settings.key_prefix.clone(),
+            labels_channel: super::labels_channel(&settings.key_prefix),
             deadline,
             address: address(settings),
             breaker: Breaker::new(),
@@ -116,6 +119,19 @@ impl RedisStateReader {
             .zip(values)
             .map(|(key, value)| value.map(|bytes| decode(key, &bytes)).transpose())
             .collect()
+    }
+
+    /// Publishes labels this replica could not join on the shared labels channel (see
+    /// [`super::labels`]), within the deadline and through the breaker like a read.
+    pub async fn publish_labels(&self, labels: &[LabelUpdate]) -> Result<(), ReadError> {
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let mut publish = redis::cmd("PUBLISH");
+        publish
+            .arg(&self.labels_channel)
+            .arg(super::encode_labels(labels));
+        self.query::<i64>(&publish).await.map(|_| ())
     }
 
     /// `PING` within the deadline (through the breaker, like any read).
