@@ -53,33 +53,17 @@ impl TestDatabase {
         Some(database)
     }
 
+    /// Runs `sql` on the server's admin database (creating this one).
     fn psql(&self, sql: &str) {
-        let output = Command::new("psql")
-            .args([&self.admin_url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
-            .output()
-            .expect("psql runs (Debian's postgresql-client)");
-        assert!(
-            output.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        run_psql(&[&self.admin_url], sql);
     }
 
     /// The first column of the first row `sql` returns in this database, as text.
     pub(super) fn scalar(&self, sql: &str) -> String {
-        let output = Command::new("psql")
-            .args([
-                "-h", &self.host, "-p", &self.port, "-U", &self.user, "-d", &self.name,
-            ])
-            .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql])
-            .output()
-            .expect("psql runs (Debian's postgresql-client)");
-        assert!(
-            output.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+        let rows_only = [
+            "-t", "-h", &self.host, "-p", &self.port, "-U", &self.user, "-d", &self.name,
+        ];
+        run_psql(&rows_only, sql)
     }
 
     /// The `[registry]` and `[postgres]` tables that point driftline at this database.
@@ -89,6 +73,22 @@ impl TestDatabase {
             self.host, self.port, self.user, self.name
         )
     }
+}
+
+/// `psql` with `connection` arguments (and flags) running `sql`, failing the test on an
+/// error; its unaligned output, trimmed.
+fn run_psql(connection: &[&str], sql: &str) -> String {
+    let output = Command::new("psql")
+        .args(connection)
+        .args(["-v", "ON_ERROR_STOP=1", "-qAc", sql])
+        .output()
+        .expect("psql runs (Debian's postgresql-client)");
+    assert!(
+        output.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 impl Drop for TestDatabase {
