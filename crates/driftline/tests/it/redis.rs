@@ -23,8 +23,9 @@ use driftline_features::paths::DataPaths;
 use driftline_features::redis::RedisOnlineStore;
 use driftline_features::redis::testing::test_redis;
 
-use super::serve::{Server, free_port, http};
-use super::{driftline, external_tool, run, stdout};
+use super::replicas::replica;
+use super::serve::{free_port, http, train_without_gates};
+use super::{external_tool, run, stdout};
 
 /// `[online_store]` and `[redis]` selecting `redis` under its prefix, plus `extra`.
 fn redis_toml(redis: &RedisSettings, extra: &str) -> String {
@@ -301,7 +302,7 @@ impl Drop for PrivateRedis {
     }
 }
 
-fn predict(port: u16, user: usize) -> (u16, serde_json::Value) {
+pub(super) fn predict(port: u16, user: usize) -> (u16, serde_json::Value) {
     let body = format!(
         r#"{{"user_id":"user-{user:05}","event":{{"transaction_amount":83.2,"country":"DE","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}}}"#
     );
@@ -312,7 +313,7 @@ fn predict(port: u16, user: usize) -> (u16, serde_json::Value) {
     )
 }
 
-fn metric(port: u16, name: &str) -> f64 {
+pub(super) fn metric(port: u16, name: &str) -> f64 {
     let (_, text) = http(port, "GET", "/metrics", "").unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
@@ -350,32 +351,9 @@ fn redis_stopped_or_killed_under_load_degrades_predict_to_request_features_and_r
     std::fs::write(dir.join("driftline.toml"), redis_toml(&redis.settings(), "")).unwrap();
     run(dir, &["gen", "--count", "20000", "--users", "200", "--to", "log"]);
     run(dir, &["ingest"]);
-    let trained = driftline(dir)
-        .args(["train"])
-        .env("MIN_ROC_AUC", "0")
-        .env("MIN_AVG_PRECISION", "0")
-        .output()
-        .unwrap();
-    assert!(
-        trained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trained.stderr)
-    );
-
+    train_without_gates(dir, "logistic");
     let port = free_port();
-    let _server = Server(
-        driftline(dir)
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(http(port, "GET", "/ready", ""), Some((200, _))) {
-        assert!(Instant::now() < deadline, "serve did not become ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _server = replica(dir, port);
     let (status, online) = predict(port, 42);
     assert_eq!(
         (status, &online["features"]),

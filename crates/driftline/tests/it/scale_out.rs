@@ -25,7 +25,7 @@ use driftline_features::paths::DataPaths;
 use driftline_features::redis::testing::test_redis;
 
 use super::kafka::{produce_lines, topic};
-use super::redis::{encode_all, redis_states, users};
+use super::redis::{encode_all, metric, predict, redis_states, users};
 use super::replicas::{TestDatabase, is_controller, replica, sole_controller, wait_for};
 use super::serve::{Server, free_port, http, train_without_gates};
 use super::{checkpoint, driftline, run};
@@ -169,21 +169,11 @@ fn stored_events(database: &TestDatabase) -> usize {
         .expect("a count")
 }
 
-/// A counter's value on a replica's `/metrics`.
-fn metric(port: u16, name: &str) -> f64 {
-    let (_, text) = http(port, "GET", "/metrics", "").expect("the replica answers");
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-}
-
-fn predict(port: u16, user: usize) -> serde_json::Value {
-    let body = format!(
-        r#"{{"user_id":"user-{user:05}","event":{{"transaction_amount":83.2,"country":"DE","device":"ios","event_ts":"2024-03-01T12:00:00Z"}}}}"#
-    );
-    let (status, text) = http(port, "POST", "/predict", &body).expect("the replica answers");
-    assert_eq!(status, 200, "{text}");
-    serde_json::from_str(&text).unwrap()
+/// `/predict` for `user-{user}` (the reference quickstart body), which must answer 200.
+fn predict_ok(port: u16, user: usize) -> serde_json::Value {
+    let (status, json) = predict(port, user);
+    assert_eq!(status, 200, "{json}");
+    json
 }
 
 #[test]
@@ -313,7 +303,7 @@ fn two_ingest_workers_and_two_replicas_share_kafka_redis_postgres_and_s3() {
         Some(replica(&replica_b, ports[1])),
     ];
     for user in [0, 7, 42, 123, 299] {
-        let (a, b) = (predict(ports[0], user), predict(ports[1], user));
+        let (a, b) = (predict_ok(ports[0], user), predict_ok(ports[1], user));
         assert_eq!(a["features"], "online", "{a}");
         assert_eq!(
             (&a["score"], &a["model_version"]),
@@ -322,8 +312,8 @@ fn two_ingest_workers_and_two_replicas_share_kafka_redis_postgres_and_s3() {
     }
 
     // A label posted to the replica that did not make the prediction joins where it was made.
-    let joined = |port: u16| metric(port, "driftline_feedback_labels_joined_total");
-    let made_on_a = predict(ports[0], 7);
+    let joined = |port: u16| metric(port, "driftline_feedback_labels_joined_total ");
+    let made_on_a = predict_ok(ports[0], 7);
     let feedback = format!(r#"{{"event_id":{},"label":1}}"#, made_on_a["event_id"]);
     let (status, text) = http(ports[1], "POST", "/v1/feedback", &feedback).unwrap();
     assert_eq!(status, 202, "{text}");
@@ -341,7 +331,7 @@ fn two_ingest_workers_and_two_replicas_share_kafka_redis_postgres_and_s3() {
         wait_for(
             Duration::from_secs(1),
             "the new champion on every replica",
-            || (predict(port, 42)["model_version"] == "2").then_some(()),
+            || (predict_ok(port, 42)["model_version"] == "2").then_some(()),
         );
     }
     let mut killed = replicas[leader].take().unwrap();

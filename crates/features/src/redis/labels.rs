@@ -90,20 +90,20 @@ fn listen(
     settings: &RedisSettings,
     deliver: &impl Fn(Vec<LabelUpdate>),
     pause: &mut Duration,
-) -> redis::RedisResult<()> {
-    let info = connection_info(settings).map_err(|e| {
-        redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "config", e.to_string()))
-    })?;
-    let client = redis::Client::open(info)?;
-    let mut connection = client.get_connection_with_timeout(Duration::from_secs(5))?;
+) -> Result<(), String> {
+    let client = redis::Client::open(connection_info(settings).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let mut connection = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
     let mut pubsub = connection.as_pubsub();
     let channel = labels_channel(&settings.key_prefix);
-    pubsub.subscribe(&channel)?;
+    pubsub.subscribe(&channel).map_err(|e| e.to_string())?;
     *pause = Duration::from_millis(100);
     tracing::debug!(%channel, "subscribed to shared labels");
     loop {
-        let message = pubsub.get_message()?;
-        let payload: Vec<u8> = message.get_payload()?;
+        let message = pubsub.get_message().map_err(|e| e.to_string())?;
+        let payload: Vec<u8> = message.get_payload().map_err(|e| e.to_string())?;
         match decode_labels(&payload) {
             Ok(labels) => deliver(labels),
             Err(reason) => tracing::warn!(%channel, %reason, "skipping a malformed labels message"),
