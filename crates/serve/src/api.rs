@@ -838,11 +838,7 @@ pub(crate) fn join_labels(state: &AppState, labels: &[LabelUpdate]) -> Vec<Label
     if labels.is_empty() {
         return Vec::new();
     }
-    let (joined, unmatched) = state
-        .feedback
-        .lock()
-        .expect("feedback lock")
-        .join_or_return(labels);
+    let (joined, unmatched) = state.feedback.lock().expect("feedback lock").join(labels);
     state.metrics.observe_labels_joined(joined.len() as u64);
     let drifts = state.concept.observe(&joined);
     if let (false, Some(retrainer)) = (drifts.is_empty(), state.retrainer.get()) {

@@ -78,14 +78,10 @@ impl Feedback {
         }
     }
 
-    /// Joins labels with remembered predictions; returns the matched ones, in label order.
-    pub fn join(&mut self, labels: &[LabelUpdate]) -> Vec<Joined> {
-        self.join_or_return(labels).0
-    }
-
-    /// [`join`](Self::join), also returning the labels whose prediction this process does
-    /// not remember (made by another replica, or forgotten).
-    pub fn join_or_return(&mut self, labels: &[LabelUpdate]) -> (Vec<Joined>, Vec<LabelUpdate>) {
+    /// Joins labels with remembered predictions: returns the matched ones, in label order,
+    /// and the labels whose prediction this process does not remember (made by another
+    /// replica, or forgotten).
+    pub fn join(&mut self, labels: &[LabelUpdate]) -> (Vec<Joined>, Vec<LabelUpdate>) {
         let mut joined = Vec::new();
         let mut unmatched = Vec::new();
         for label in labels {
@@ -174,8 +170,7 @@ mod tests {
     fn labels_of_predictions_made_elsewhere_come_back_for_other_replicas() {
         let mut f = Feedback::default();
         f.remember("mine", prediction(Variant::Baseline, 0.2));
-        let (joined, unmatched) =
-            f.join_or_return(&[label("theirs", true), label("mine", false), label("mine", true)]);
+        let (joined, unmatched) = f.join(&[label("theirs", true), label("mine", false), label("mine", true)]);
         assert_eq!(joined.len(), 1);
         assert_eq!(unmatched, [label("theirs", true), label("mine", true)]);
     }
@@ -185,7 +180,7 @@ mod tests {
         let mut f = Feedback::default();
         f.remember("a", prediction(Variant::Canary, 0.9));
         f.remember("b", prediction(Variant::Baseline, 0.1));
-        let joined = f.join(&[label("a", true), label("zzz", false), label("a", false)]);
+        let (joined, _) = f.join(&[label("a", true), label("zzz", false), label("a", false)]);
         assert_eq!(
             joined,
             [Joined {

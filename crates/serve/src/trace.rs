@@ -82,13 +82,9 @@ impl RequestTrace {
     }
 }
 
-/// Makes `span` a child of the request's caller (when it sent a valid `traceparent`) and
-/// returns the ids the request answers with.
-pub fn join(span: &tracing::Span, headers: &HeaderMap) -> TraceIds {
-    join_recorded(span, headers).0
-}
-
-/// [`join`], and whether an OpenTelemetry layer records `span` (so its ids are the span's).
+/// Makes `span` a child of the request's caller (when it sent a valid `traceparent`);
+/// returns the ids the request answers with, and whether an OpenTelemetry layer records
+/// `span` (so its ids are the span's).
 fn join_recorded(span: &tracing::Span, headers: &HeaderMap) -> (TraceIds, bool) {
     let parent = headers
         .get(TRACEPARENT)
@@ -264,13 +260,13 @@ mod tests {
         let span = tracing::Span::none();
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, format!("00-{TRACE}-{SPAN}-01").parse().unwrap());
-        let joined = join(&span, &headers);
+        let joined = RequestTrace::join(&span, &headers).ids;
         assert_eq!(joined.trace_hex(), TRACE);
         assert_ne!(format!("{:016x}", joined.span_id), SPAN);
         assert!(joined.sampled);
 
-        let fresh = join(&span, &HeaderMap::new());
-        let other = join(&span, &HeaderMap::new());
+        let fresh = RequestTrace::join(&span, &HeaderMap::new()).ids;
+        let other = RequestTrace::join(&span, &HeaderMap::new()).ids;
         assert_ne!(fresh.trace_id, other.trace_id);
         assert_ne!(fresh.trace_id, TraceId::INVALID);
         let header = fresh.traceparent();
