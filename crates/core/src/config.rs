@@ -130,7 +130,8 @@ pub struct RolloutPlan {
     /// Labelled predictions (delayed labels through `/v1/feedback`) each variant needs in a
     /// step before ROC AUC is compared.
     pub min_labels: u64,
-    /// The canary's ROC AUC on labelled feedback may trail the champion's by at most this.
+    /// The canary's ROC AUC on labelled feedback may trail the champion's by at most this,
+    /// beyond the one-sided 95% sampling margin of the difference.
     pub max_auc_drop: f64,
     /// Judge a step only once both variants have `min_labels` labelled predictions, so
     /// the AUC comparison always applies (the retrainer sets this when concept drift

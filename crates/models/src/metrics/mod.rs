@@ -165,6 +165,24 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
     Ranked::new(scores, labels).roc_auc()
 }
 
+/// Standard error of a ROC AUC measured on `positives` and `negatives` rows, by Hanley and
+/// McNeil (1982, Radiology 143:29), which models each class's placement distribution as
+/// exponential: SE² = (A(1−A) + (n₁−1)(Q₁−A²) + (n₂−1)(Q₂−A²)) / (n₁n₂), with
+/// Q₁ = A/(2−A) and Q₂ = 2A²/(1+A). It assumes independent rows; rows that come in
+/// correlated bursts (fraud episodes of one user) make the true error larger. Infinite
+/// when a class is empty.
+pub fn roc_auc_standard_error(auc: f64, positives: usize, negatives: usize) -> f64 {
+    if positives == 0 || negatives == 0 {
+        return f64::INFINITY;
+    }
+    let (n1, n2) = (positives as f64, negatives as f64);
+    let q1 = auc / (2.0 - auc);
+    let q2 = 2.0 * auc * auc / (1.0 + auc);
+    let a2 = auc * auc;
+    let variance = (auc * (1.0 - auc) + (n1 - 1.0) * (q1 - a2) + (n2 - 1.0) * (q2 - a2)) / (n1 * n2);
+    variance.max(0.0).sqrt()
+}
+
 /// Average precision, as sklearn's `average_precision_score`: Σ (Rₖ − Rₖ₋₁)·Pₖ over the
 /// distinct scores from the highest down, tied scores forming one step (no
 /// interpolation). `None` when there are no positives (sklearn warns and returns 0 there).

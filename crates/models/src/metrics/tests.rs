@@ -213,6 +213,18 @@ fn auc_and_ap_are_undefined_for_one_class() {
 }
 
 #[test]
+fn auc_standard_error_matches_hanley_and_mcneil() {
+    // Their worked example (Radiology 1982, table 3): A = 0.893 on 51 abnormal and 58
+    // normal images, SE 0.032 (0.0325116 unrounded).
+    let se = roc_auc_standard_error(0.893, 51, 58);
+    assert!((se - 0.032_511_581_767_646_6).abs() < 1e-12, "{se}");
+    // More rows, smaller error; a perfect AUC has none; one class, unbounded.
+    assert!(roc_auc_standard_error(0.893, 510, 580) < se / 3.0);
+    assert_eq!(roc_auc_standard_error(1.0, 10, 10), 0.0);
+    assert_eq!(roc_auc_standard_error(0.7, 0, 10), f64::INFINITY);
+}
+
+#[test]
 fn negative_zero_ties_with_zero() {
     let labels = [true, false];
     assert_eq!(roc_auc(&[-0.0, 0.0], &labels), Some(0.5));
