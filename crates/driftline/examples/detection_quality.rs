@@ -29,7 +29,7 @@ use driftline_core::event::Record;
 use driftline_core::features::FeatureSpec;
 use driftline_core::profile::ReferenceProfile;
 use driftline_core::time::Timestamp;
-use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState, expected_error};
+use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState, HourlyCalibration};
 use driftline_drift::monitor::{MonitorConfig, MonitorStatus, StreamMonitor};
 use driftline_features::compute::FeatureEngine;
 use driftline_features::state::{AsOf, EntityState, EventKey};
@@ -92,6 +92,9 @@ struct Args {
     /// excess errors.
     #[arg(long)]
     raw_errors: bool,
+    /// Expect errors from the bare scores, without the profile's hourly recalibration.
+    #[arg(long)]
+    no_calibration: bool,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[arg(long, default_value_t = 2_000)]
@@ -301,7 +304,8 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
         }
         let live = live.as_mut().context("no reference period")?;
         let at = index - reference_end;
-        live.observe(&vector.values, record.label, at, args, &mut out)?;
+        let hour = record.ts.hour_of_day() as usize;
+        live.observe(&vector.values, (record.label, hour), at, args, &mut out)?;
         if (at + 1).is_multiple_of(args.evaluate_every) {
             live.evaluate(at, args.trace, &mut out);
         }
@@ -316,6 +320,8 @@ struct Live {
     threshold: f64,
     monitor: StreamMonitor,
     concept: ConceptMonitor,
+    /// The profile's hourly recalibration of the scores, for expected errors.
+    calibration: HourlyCalibration,
     /// Drifts reported by each detector: the labelled index of the latest one.
     votes: [Option<u64>; 3],
     in_drift: bool,
@@ -384,6 +390,11 @@ fn fit(
         threshold: training.decision_threshold,
         monitor,
         concept: ConceptMonitor::default(),
+        calibration: if args.no_calibration {
+            HourlyCalibration::default()
+        } else {
+            HourlyCalibration::of(&profile)
+        },
         votes: [None; 3],
         in_drift: false,
         raw_errors: args.raw_errors,
@@ -395,7 +406,7 @@ impl Live {
     fn observe(
         &mut self,
         values: &[f64],
-        label: Option<bool>,
+        (label, hour): (Option<bool>, usize),
         at: u64,
         args: &Args,
         out: &mut Outcome,
@@ -412,8 +423,8 @@ impl Live {
         let news = if self.raw_errors {
             self.concept.update(error)
         } else {
-            self.concept
-                .update_expected(error, expected_error(score, declined))
+            let expected = self.calibration.expected_error(score, declined, hour);
+            self.concept.update_expected(error, expected)
         };
         for news in news {
             if news.state != DetectorState::Drift {

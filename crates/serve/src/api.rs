@@ -386,6 +386,7 @@ fn score(
             variant,
             score,
             decline,
+            hour: event.ts.hour_of_day() as u8,
         },
     );
     offer_to_shadow(

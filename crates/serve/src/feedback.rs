@@ -31,6 +31,8 @@ pub struct Prediction {
     pub score: f64,
     /// Whether it declined (score at or above the model's threshold).
     pub decline: bool,
+    /// The event's hour of day (UTC), for the concept detectors' hourly calibration.
+    pub hour: u8,
 }
 
 /// A prediction whose label arrived.
@@ -145,6 +147,7 @@ mod tests {
             variant,
             score,
             decline: score >= 0.5,
+            hour: 12,
         }
     }
 

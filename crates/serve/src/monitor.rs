@@ -25,7 +25,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use driftline_core::profile::ReferenceProfile;
 use driftline_drift::concept::{
-    ConceptMonitor, ConceptSnapshot, DetectorKind, DetectorState, expected_error,
+    ConceptMonitor, ConceptSnapshot, DetectorKind, DetectorState, HourlyCalibration,
 };
 use driftline_drift::monitor::{
     ColumnSnapshot, MonitorConfig, MonitorSnapshot, MonitorStatus, StreamMonitor,
@@ -38,6 +38,8 @@ use crate::state::AppState;
 /// The concept-drift detectors of the serving champion.
 pub struct ConceptWatch {
     monitor: Mutex<ConceptMonitor>,
+    /// The watched champion's hourly score calibration, from its profile.
+    calibration: Mutex<HourlyCalibration>,
     /// The latest [`RECENT`] errors, for the error rate a drift is reported with.
     recent: Mutex<RecentErrors>,
     /// The champion version the detectors are watching.
@@ -83,6 +85,7 @@ impl Default for ConceptWatch {
     fn default() -> Self {
         ConceptWatch {
             monitor: Mutex::new(ConceptMonitor::default()),
+            calibration: Mutex::default(),
             recent: Mutex::default(),
             version: AtomicU64::new(0),
             warnings: Default::default(),
@@ -94,6 +97,7 @@ impl Default for ConceptWatch {
 impl ConceptWatch {
     /// Feeds the champion's newly labelled predictions; returns the drifts detected.
     pub fn observe(&self, joined: &[Joined]) -> Vec<ConceptDrift> {
+        let calibration = *self.calibration.lock().expect("calibration lock");
         let mut monitor = self.monitor.lock().expect("concept monitor lock");
         let mut recent = self.recent.lock().expect("recent errors lock");
         let mut drifts = Vec::new();
@@ -102,7 +106,8 @@ impl ConceptWatch {
             .filter(|j| j.prediction.variant == Variant::Baseline)
         {
             recent.push(j.error());
-            let expected = expected_error(j.prediction.score, j.prediction.decline);
+            let p = &j.prediction;
+            let expected = calibration.expected_error(p.score, p.decline, usize::from(p.hour));
             for event in monitor.update_expected(j.error(), expected) {
                 let i = DetectorKind::ALL
                     .iter()
@@ -135,9 +140,11 @@ impl ConceptWatch {
         drifts
     }
 
-    /// Starts afresh for a new champion `version` (no-op when it is the one watched).
-    pub fn watch(&self, version: u32) {
+    /// Starts afresh for a new champion `version` with reference `profile` (no-op when it
+    /// is the one watched).
+    pub fn watch(&self, version: u32, profile: &ReferenceProfile) {
         if self.version.swap(u64::from(version), Ordering::Relaxed) != u64::from(version) {
+            *self.calibration.lock().expect("calibration lock") = HourlyCalibration::of(profile);
             *self.monitor.lock().expect("concept monitor lock") = ConceptMonitor::default();
             *self.recent.lock().expect("recent errors lock") = RecentErrors::default();
         }
@@ -392,20 +399,69 @@ mod tests {
     use crate::feedback::Prediction;
 
     fn joined(variant: Variant, error: bool) -> Joined {
+        joined_at(variant, error, 12)
+    }
+
+    /// An approval with score 0.1 at `hour`, wrong (fraud after all) when `error`.
+    fn joined_at(variant: Variant, error: bool, hour: u8) -> Joined {
         Joined {
             prediction: Prediction {
                 variant,
                 score: 0.1,
                 decline: false,
+                hour,
             },
             label: error,
         }
     }
 
+    /// A reference period of 2,000 approvals an hour with score 0.1, of which
+    /// `night_fraud` in 1,000 at hours 0..6 and 20 in 1,000 by day turned out fraud.
+    fn profile(night_fraud: usize) -> ReferenceProfile {
+        use driftline_core::profile::{ColumnKind, ProfileParams};
+        let (mut hours, mut labels) = (Vec::new(), Vec::new());
+        for hour in 0..24 {
+            let fraud = if hour < 6 { night_fraud } else { 20 };
+            for i in 0..2_000 {
+                hours.push(hour as f64);
+                labels.push(i % 1_000 < fraud);
+            }
+        }
+        let params = ProfileParams {
+            season_column: Some("hour".into()),
+            ..ProfileParams::default()
+        };
+        ReferenceProfile::fit_row_major(
+            &["hour".to_string()],
+            &[ColumnKind::Numeric],
+            &hours,
+            Some(&labels),
+            Some(&vec![0.1; hours.len()]),
+            &params,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn errors_are_expected_at_the_rate_the_champions_profile_measured_for_their_hour() {
+        // A day at 2% fraud, then a night at 40%, which a score of 0.1 does not foresee
+        // but the reference period showed: no drift. Against a reference without that
+        // night, it is one.
+        let day = (0..3_000).map(|i| joined_at(Variant::Baseline, i % 50 == 0, 6 + (i / 500) as u8));
+        let night = (0..3_000).map(|i| joined_at(Variant::Baseline, i % 5 < 2, (i / 500) as u8));
+        let night: Vec<Joined> = day.chain(night).collect();
+        let seen_before = ConceptWatch::default();
+        seen_before.watch(1, &profile(400));
+        assert!(seen_before.observe(&night).is_empty());
+        let news = ConceptWatch::default();
+        news.watch(1, &profile(20));
+        assert!(!news.observe(&night).is_empty());
+    }
+
     #[test]
     fn a_jump_in_the_champions_errors_is_detected_and_the_canary_is_ignored() {
         let watch = ConceptWatch::default();
-        watch.watch(1);
+        watch.watch(1, &profile(20));
         // 2,000 labelled predictions at a 2% error rate, then errors every other time.
         let calm: Vec<Joined> = (0..2_000)
             .map(|i| joined(Variant::Baseline, i % 50 == 0))
@@ -432,7 +488,7 @@ mod tests {
             text.contains("driftline_concept_drifts_total{detector=\"adwin\"}"),
             "{text}"
         );
-        watch.watch(2);
+        watch.watch(2, &profile(20));
         assert_eq!(
             watch.snapshot().observations,
             0,

@@ -218,9 +218,11 @@ impl AppState {
                 .lock()
                 .expect("feedback lock")
                 .reset_recent(Variant::Baseline);
-            self.concept.watch(incoming);
         }
         if let Some(champion) = self.champion.load().as_ref() {
+            if previous != Some(incoming) {
+                self.concept.watch(incoming, &champion.bundle.profile);
+            }
             self.data_drift.watch(incoming, &champion.bundle.profile);
         }
         previous

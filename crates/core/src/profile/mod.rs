@@ -23,17 +23,20 @@ mod season;
 #[cfg(test)]
 mod tests;
 
-pub use season::{HOURS, HourStratum, Seasons, StratumColumn, hour_of};
+pub use season::{HOURS, HourStratum, MIN_CALIBRATION_LABELS, Seasons, StratumColumn, hour_of, recalibrate};
 
 /// Bumped whenever the serialised shape of [`ReferenceProfile`] changes. Version 2 added
 /// the optional hour-of-day strata ([`ReferenceProfile::seasons`]), version 3 the
-/// optional window spread ([`ReferenceProfile::window_spread`]).
-pub const FORMAT_VERSION: u32 = 3;
+/// optional window spread ([`ReferenceProfile::window_spread`]), version 4 each hour's
+/// score calibration ([`HourStratum::logit_offset`]).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Every format this build reads: a version-1 profile is a version-2 profile without
 /// strata (the monitor then compares with the whole reference), a version-2 profile a
-/// version-3 profile without a window spread (the monitor then uses its thresholds alone).
-pub const READABLE_FORMATS: [u32; 3] = [1, 2, 3];
+/// version-3 profile without a window spread (the monitor then uses its thresholds alone),
+/// a version-3 profile a version-4 profile without hourly calibration (the concept
+/// detectors then expect errors from the bare scores).
+pub const READABLE_FORMATS: [u32; 4] = [1, 2, 3, 4];
 
 /// How a column is profiled, which in turn picks the drift tests run on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,6 +343,7 @@ impl ReferenceProfile {
             return Err(ProfileError::NoRows);
         }
 
+        let labels_in = labels;
         let labels = labels
             .map(|labels| {
                 check_len("labels", labels.len(), n_rows)?;
@@ -372,7 +376,7 @@ impl ReferenceProfile {
             })
             .transpose()?;
 
-        let seasons = seasons.map(|s| s.finish(kinds, raw_scores, params.season_sample_size));
+        let seasons = seasons.map(|s| s.finish(kinds, raw_scores, labels_in, params.season_sample_size));
         let columns = summarise_columns(columns, kinds, values, missing, params);
         Ok(ReferenceProfile {
             format_version: FORMAT_VERSION,

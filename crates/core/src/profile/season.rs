@@ -38,6 +38,56 @@ pub struct HourStratum {
     pub columns: Vec<StratumColumn>,
     /// The model's scores on these rows, when the profile has scores.
     pub scores: Option<StratumColumn>,
+    /// How far the model's scores miss this hour's label rate, when the profile has both
+    /// scores and labels and the hour has at least [`MIN_CALIBRATION_LABELS`] of each
+    /// class: the offset `b` on the log-odds scale for which the scores' mean,
+    /// recalibrated as `σ(logit(p) + b)`, equals the hour's share of positive labels
+    /// (recalibration in the large, per hour). The concept-drift detectors expect errors
+    /// from recalibrated scores, so a daily cycle the model does not capture (fraud at
+    /// night) is not mistaken for drift. Absent from profiles before format 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_offset: Option<f64>,
+}
+
+/// An hour needs this many positive and negative labels for its [`HourStratum::logit_offset`].
+pub const MIN_CALIBRATION_LABELS: usize = 20;
+
+/// The log-odds of `p`, with `p` kept within `[1e-9, 1 − 1e-9]` so 0 and 1 stay finite.
+fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-9, 1.0 - 1e-9);
+    (p / (1.0 - p)).ln()
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `score` recalibrated by `logit_offset` (see [`HourStratum::logit_offset`]).
+pub fn recalibrate(score: f64, logit_offset: f64) -> f64 {
+    sigmoid(logit(score) + logit_offset)
+}
+
+/// The offset `b` with `Σ σ(logit(pᵢ) + b) = positives`, by bisection (the sum rises
+/// monotonically with `b`); `None` with fewer than [`MIN_CALIBRATION_LABELS`] of either
+/// class.
+fn logit_offset(scored: &[(f64, bool)]) -> Option<f64> {
+    let positives = scored.iter().filter(|(_, l)| *l).count();
+    if positives < MIN_CALIBRATION_LABELS || scored.len() - positives < MIN_CALIBRATION_LABELS {
+        return None;
+    }
+    let logits: Vec<f64> = scored.iter().map(|(s, _)| logit(*s)).collect();
+    let expected = |b: f64| logits.iter().map(|x| sigmoid(x + b)).sum::<f64>();
+    let target = positives as f64;
+    let (mut low, mut high) = (-30.0_f64, 30.0_f64);
+    for _ in 0..60 {
+        let mid = 0.5 * (low + high);
+        if expected(mid) < target {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    Some(0.5 * (low + high))
 }
 
 /// One column's values within a stratum. NaN counts as missing.
@@ -111,12 +161,20 @@ impl SeasonBuilder {
         }
     }
 
-    /// The strata, with `scores` (one per row, NaN = missing) split the same way.
-    pub fn finish(self, kinds: &[ColumnKind], scores: Option<&[f64]>, sample_size: usize) -> Seasons {
+    /// The strata, with `scores` (one per row, NaN = missing) split the same way, and
+    /// with `labels` (one per row) each hour's calibration of the scores.
+    pub fn finish(
+        self,
+        kinds: &[ColumnKind],
+        scores: Option<&[f64]>,
+        labels: Option<&[bool]>,
+        sample_size: usize,
+    ) -> Seasons {
         let mut hour_scores: Vec<Vec<f64>> = vec![Vec::new(); HOURS];
         let mut hour_missing_scores = [0usize; HOURS];
+        let mut hour_scored: Vec<Vec<(f64, bool)>> = vec![Vec::new(); HOURS];
         if let Some(scores) = scores {
-            for (&hour, &s) in self.row_hours.iter().zip(scores) {
+            for (r, (&hour, &s)) in self.row_hours.iter().zip(scores).enumerate() {
                 if hour == NO_HOUR {
                     continue;
                 }
@@ -124,6 +182,9 @@ impl SeasonBuilder {
                     hour_missing_scores[usize::from(hour)] += 1;
                 } else {
                     hour_scores[usize::from(hour)].push(s);
+                    if let Some(labels) = labels {
+                        hour_scored[usize::from(hour)].push((s, labels[r]));
+                    }
                 }
             }
         }
@@ -148,6 +209,7 @@ impl SeasonBuilder {
                         .collect(),
                     scores: scores
                         .map(|_| stratum_column(scores_h, missing_scores, ColumnKind::Numeric, sample_size)),
+                    logit_offset: logit_offset(&hour_scored[hour]),
                 },
             )
             .collect();

@@ -245,7 +245,7 @@ fn json_round_trips_with_labels_and_scores() {
     assert_eq!(s.sample, vec![0.1, 0.7, 0.9]);
 
     let json = serde_json::to_string_pretty(&p).unwrap();
-    assert!(json.contains("\"format_version\": 3"));
+    assert!(json.contains("\"format_version\": 4"));
     let back: ReferenceProfile = serde_json::from_str(&json).unwrap();
     assert_eq!(back, p);
 }
@@ -483,6 +483,63 @@ fn a_season_column_splits_rows_and_scores_by_hour() {
     let assigned: usize = seasons.hours.iter().map(|h| h.rows).sum();
     assert_eq!(assigned, 4, "hour 25 and a missing hour are in no stratum");
     assert_eq!(p.format_version, FORMAT_VERSION);
+}
+
+#[test]
+fn each_hour_recalibrates_the_scores_to_its_own_label_rate() {
+    // Hour 2: scores say 10% but 30% are positive; hour 14: scores say 10%, 10% are.
+    // Hour 5: too few positives for a calibration.
+    let mut data = Vec::new();
+    let (mut labels, mut scores) = (Vec::new(), Vec::new());
+    for (hour, rows, positives) in [(2.0, 200, 60), (14.0, 200, 20), (5.0, 200, 5)] {
+        for i in 0..rows {
+            data.extend([f64::from(i), hour]);
+            labels.push(i < positives);
+            scores.push(0.1);
+        }
+    }
+    let params = ProfileParams {
+        season_column: Some("hour".into()),
+        ..ProfileParams::default()
+    };
+    let p = ReferenceProfile::fit_row_major(
+        &names(&["x", "hour"]),
+        &[ColumnKind::Numeric, ColumnKind::Numeric],
+        &data,
+        Some(&labels),
+        Some(&scores),
+        &params,
+    )
+    .unwrap();
+    let seasons = p.seasons.as_ref().unwrap();
+    // σ(logit(0.1) + b) = 0.3 exactly when b = logit(0.3) − logit(0.1).
+    let night = seasons.hour(2).unwrap().logit_offset.unwrap();
+    let want = (0.3_f64 / 0.7).ln() - (0.1_f64 / 0.9).ln();
+    assert!((night - want).abs() < 1e-9, "{night} vs {want}");
+    assert!((recalibrate(0.1, night) - 0.3).abs() < 1e-9);
+    assert!(seasons.hour(14).unwrap().logit_offset.unwrap().abs() < 1e-9);
+    assert_eq!(seasons.hour(5).unwrap().logit_offset, None, "5 positives");
+    assert_eq!(seasons.hour(9).unwrap().logit_offset, None, "no rows");
+    // Recalibration keeps the order of scores and the ends of the scale.
+    assert!(recalibrate(0.2, night) > recalibrate(0.1, night));
+    assert!(recalibrate(1.0, night) <= 1.0 && recalibrate(0.0, night) >= 0.0);
+
+    let json = serde_json::to_value(&p).unwrap();
+    assert!(
+        json["seasons"]["hours"][9].get("logit_offset").is_none(),
+        "absent, no key"
+    );
+    let mut older = json.clone();
+    older["format_version"] = 3.into();
+    for hour in older["seasons"]["hours"].as_array_mut().unwrap() {
+        hour.as_object_mut().unwrap().remove("logit_offset");
+    }
+    let read: ReferenceProfile = serde_json::from_value(older).unwrap();
+    assert_eq!(
+        read.seasons.unwrap().hour(2).unwrap().logit_offset,
+        None,
+        "a format-3 profile has none"
+    );
 }
 
 #[test]

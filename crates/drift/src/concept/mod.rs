@@ -18,7 +18,10 @@
 //! model expects (concept drift): a covariate shift moves the scores, and the
 //! expectation with them. ADWIN and Page–Hinkley are shift-invariant and run unchanged
 //! with river's parameters; DDM, whose binomial deviation assumes one error rate, takes
-//! the deviation the expectations imply ([`Ddm::update_excess`]).
+//! the deviation the expectations imply ([`Ddm::update_excess`]). Where the model's
+//! scores miss the daily cycle (a logistic model cannot bend its hour-of-day term into a
+//! night peak), [`HourlyCalibration`] recalibrates them per hour to the reference
+//! period's label rates first, so the expectation follows the clock the errors follow.
 
 mod adwin;
 mod ddm;
@@ -31,6 +34,7 @@ pub use adwin::{Adwin, AdwinParams};
 pub use ddm::{Ddm, DdmParams};
 pub use page_hinkley::{PageHinkley, PageHinkleyMode, PageHinkleyParams};
 
+use driftline_core::profile::{HOURS, ReferenceProfile, recalibrate};
 use serde::{Deserialize, Serialize};
 
 /// What a detector concluded after its latest update.
@@ -199,6 +203,41 @@ pub fn expected_error(score: f64, declined: bool) -> f64 {
         score.clamp(0.0, 1.0)
     };
     if declined { 1.0 - p } else { p }
+}
+
+/// Per hour of day, the log-odds offset that recalibrates a model's scores to its
+/// reference period's label rate ([`HourStratum::logit_offset`]), for
+/// [`expected_error`]s that follow the daily cycle. Empty (no change to any score) for a
+/// profile without hour strata or labels, and for hours with too few labels.
+///
+/// [`HourStratum::logit_offset`]: driftline_core::profile::HourStratum::logit_offset
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HourlyCalibration {
+    offsets: [Option<f64>; HOURS],
+}
+
+impl HourlyCalibration {
+    /// The calibration `profile` measured.
+    pub fn of(profile: &ReferenceProfile) -> Self {
+        let mut offsets = [None; HOURS];
+        if let Some(seasons) = &profile.seasons {
+            for (slot, hour) in offsets.iter_mut().zip(&seasons.hours) {
+                *slot = hour.logit_offset;
+            }
+        }
+        HourlyCalibration { offsets }
+    }
+
+    /// The probability that a prediction made at `hour` (UTC, 0..=23; anything else is
+    /// left uncalibrated) with `score` is wrong: [`expected_error`] of the recalibrated
+    /// score.
+    pub fn expected_error(&self, score: f64, declined: bool, hour: usize) -> f64 {
+        let score = match self.offsets.get(hour).copied().flatten() {
+            Some(offset) if score.is_finite() => recalibrate(score, offset),
+            _ => score,
+        };
+        expected_error(score, declined)
+    }
 }
 
 /// ADWIN, Page–Hinkley and DDM on one stream of prediction errors.

@@ -56,7 +56,7 @@ pub use snapshot::{
 };
 pub use spread::{BLOCKS, NOISE_SDS, ReferenceRows, measure_window_spread, noise_floor};
 
-use crate::concept::{ConceptEvent, ConceptMonitor, ConceptParams, expected_error};
+use crate::concept::{ConceptEvent, ConceptMonitor, ConceptParams, HourlyCalibration};
 use crate::selection::DriftConfig;
 use column::ColumnModel;
 use season::{ColumnStrata, HourMix};
@@ -196,6 +196,8 @@ pub struct StreamMonitor {
     season: Option<(String, usize)>,
     ring: Mutex<Ring>,
     concept: Mutex<ConceptMonitor>,
+    /// The profile's hourly recalibration of the scores, for expected errors.
+    calibration: HourlyCalibration,
 }
 
 /// One column's strata (picked from each hour by `pick`), when every hour has them.
@@ -277,6 +279,7 @@ impl StreamMonitor {
             drift_share: config.drift.drift_share,
             p_value_threshold: config.drift.p_value_threshold,
             season,
+            calibration: HourlyCalibration::of(profile),
         })
     }
 
@@ -298,12 +301,14 @@ impl StreamMonitor {
         Ok(())
     }
 
-    /// Adds one labelled prediction (its score, whether it was declined, and its label)
-    /// to the concept-drift detectors, which see its excess error (see
-    /// [`ConceptMonitor::update_expected`]), and returns what is news: a detector entering
-    /// its warning zone or detecting drift.
-    pub fn observe_outcome(&self, score: f64, declined: bool, label: bool) -> Vec<ConceptEvent> {
-        lock(&self.concept).update_expected(declined != label, expected_error(score, declined))
+    /// Adds one labelled prediction (its score, whether it was declined, its label and
+    /// its event's hour of day) to the concept-drift detectors, which see its excess
+    /// error over the profile's hourly calibration (see
+    /// [`ConceptMonitor::update_expected`] and [`HourlyCalibration`]), and returns what
+    /// is news: a detector entering its warning zone or detecting drift.
+    pub fn observe_outcome(&self, score: f64, declined: bool, label: bool, hour: usize) -> Vec<ConceptEvent> {
+        let expected = self.calibration.expected_error(score, declined, hour);
+        lock(&self.concept).update_expected(declined != label, expected)
     }
 
     /// Evaluates the window: copies it out under the lock, tests outside it.

@@ -402,7 +402,7 @@ fn the_snapshot_round_trips_through_json_and_names_its_fields() {
     let monitor = StreamMonitor::new(&profile(), &config(600, 500)).unwrap();
     feed(&monitor, 600, 9, REFERENCE);
     for i in 0..50 {
-        monitor.observe_outcome(0.1, false, i % 4 == 0);
+        monitor.observe_outcome(0.1, false, i % 4 == 0, 12);
     }
     let snapshot = monitor.evaluate();
     assert_eq!(snapshot.concept.observations, 50);
