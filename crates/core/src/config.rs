@@ -628,7 +628,9 @@ impl DriftSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorSettings {
-    /// The most recent this many predictions form the window (count-based).
+    /// The most recent this many predictions form the window (count-based). 4,000: with
+    /// the noise floor at mean + 8 standard deviations, a 10% shift of amounts fills
+    /// enough of a 4,000-row window to cross it within 4,000 events (docs/drift.md).
     pub window: usize,
     /// No verdict until the window holds this many predictions (status `warming_up`).
     pub min_window: usize,
@@ -650,7 +652,7 @@ pub struct MonitorSettings {
 impl Default for MonitorSettings {
     fn default() -> Self {
         Self {
-            window: 5000,
+            window: 4000,
             min_window: 500,
             evaluate_interval_seconds: 5.0,
             distance_threshold: 0.1,

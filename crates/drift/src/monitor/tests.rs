@@ -642,7 +642,7 @@ fn clustered_rows(n: usize, seed: u64, scale: f64, shift: f64) -> Vec<f64> {
 fn clustered_profile(config: &MonitorConfig) -> ReferenceProfile {
     let columns = ["user_max".to_string(), "amount".to_string()];
     let kinds = [ColumnKind::Numeric, ColumnKind::Numeric];
-    let rows = clustered_rows(40_000, 51, 1.0, 0.0);
+    let rows = clustered_rows(80_000, 51, 1.0, 0.0);
     let params = ProfileParams::default();
     let mut profile = ReferenceProfile::fit_row_major(&columns, &kinds, &rows, None, None, &params).unwrap();
     let reference = ReferenceRows {
@@ -671,15 +671,15 @@ fn judge_clustered(
 
 #[test]
 fn regression_a_per_user_state_repeated_on_its_events_cries_wolf_without_the_window_spread() {
-    let config = config(2000, 500);
+    let config = config(4000, 500);
     let profile = clustered_profile(&config);
     let spread = profile
         .window_spread
         .as_ref()
-        .expect("40,000 rows hold 8 blocks of 2,000");
-    assert_eq!(spread.window, 2000);
+        .expect("80,000 rows hold 8 blocks of 4,000");
+    assert_eq!(spread.window, 4000);
     assert!(spread.windows >= 8 * 4, "{spread:?}");
-    let floor = |name: &str| noise_floor(&spread.columns[name], 2000, 2000);
+    let floor = |name: &str| noise_floor(&spread.columns[name], 4000, 4000);
     assert!(
         floor("user_max") > 0.1,
         "repeated values are few draws: {spread:?}"
@@ -715,7 +715,7 @@ fn regression_a_per_user_state_repeated_on_its_events_cries_wolf_without_the_win
 
 #[test]
 fn the_window_spread_keeps_real_changes_and_scales_with_the_rows_judged() {
-    let config = config(2000, 500);
+    let config = config(4000, 500);
     let profile = clustered_profile(&config);
     let snapshot = judge_clustered(&profile, &config, 1.0, 0.5);
     assert_eq!(snapshot.drifted_columns, vec!["amount".to_string()]);
@@ -727,9 +727,9 @@ fn the_window_spread_keeps_real_changes_and_scales_with_the_rows_judged() {
     );
 
     let spread = &profile.window_spread.as_ref().unwrap().columns["user_max"];
-    let full = noise_floor(spread, 2000, 2000);
+    let full = noise_floor(spread, 4000, 4000);
     assert!(
-        (noise_floor(spread, 2000, 500) - 2.0 * full).abs() < 1e-12,
+        (noise_floor(spread, 4000, 1000) - 2.0 * full).abs() < 1e-12,
         "a quarter of the rows"
     );
     assert!((full - (spread.mean + NOISE_SDS * spread.std)).abs() < 1e-12);
@@ -737,7 +737,7 @@ fn the_window_spread_keeps_real_changes_and_scales_with_the_rows_judged() {
 
 #[test]
 fn a_configured_threshold_is_not_raised_by_the_window_spread() {
-    let mut config = config(2000, 500);
+    let mut config = config(4000, 500);
     config.drift.columns.insert(
         "user_max".into(),
         ColumnOverride {
