@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use driftline_core::config::{Config, SplitKind};
+use driftline_core::config::{Config, RetrainSettings, SplitKind};
 use driftline_core::contract::{IdSource, ValidateContext};
 use driftline_core::event::Record;
 use driftline_core::features::FeatureSpec;
@@ -36,6 +36,7 @@ use driftline_features::state::{AsOf, EntityState, EventKey};
 use driftline_models::estimator::FittedModel;
 use driftline_models::metrics::roc_auc;
 use driftline_models::model::Model;
+use driftline_serve::monitor::RECENT;
 use driftline_stream::generator::{GeneratedEvent, Generator, GeneratorConfig, Scenario};
 use driftline_training::config::TrainingConfig;
 use driftline_training::pipeline::{profile_params, profile_with_spread};
@@ -112,6 +113,8 @@ struct Alarm {
 struct Outcome {
     data_alarms: Vec<Alarm>,
     concept_alarms: Vec<Alarm>,
+    /// Concept alarms the retrainer would act on (votes only above its error-rate floor).
+    retrain_triggers: Vec<Alarm>,
     /// Evaluations whose quality rates cross the alert rules' thresholds
     /// (deploy/prometheus: missing rate 0.05 above the reference's, out of range > 0.05,
     /// unknown category > 0.01), as transitions.
@@ -191,6 +194,13 @@ fn report(args: &Args, name: &str, o: &Outcome) {
         before(&o.concept_alarms)
     );
     println!(
+        "retraining triggers (the same vote, counting drifts only while the latest {RECENT} \
+         labelled errors run at least {}x the holdout's): {} ({} before onset)",
+        1.0 + RetrainSettings::default().concept_min_error_increase,
+        o.retrain_triggers.len(),
+        before(&o.retrain_triggers)
+    );
+    println!(
         "data quality (alert-rule thresholds): {} alarms ({} before onset); concept detectors alone: {:?}",
         o.quality_alarms.len(),
         before(&o.quality_alarms),
@@ -198,9 +208,10 @@ fn report(args: &Args, name: &str, o: &Outcome) {
     );
     if name == "none" {
         println!(
-            "false alarms per million events: data {:.1}, concept {:.1}, quality {:.1}",
+            "false alarms per million events: data {:.1}, concept {:.1} (retraining triggers {:.1}), quality {:.1}",
             per_million(o.data_alarms.len()),
             per_million(o.concept_alarms.len()),
+            per_million(o.retrain_triggers.len()),
             per_million(o.quality_alarms.len())
         );
         for a in o
@@ -217,6 +228,7 @@ fn report(args: &Args, name: &str, o: &Outcome) {
     for (kind, alarms) in [
         ("data", &o.data_alarms),
         ("concept", &o.concept_alarms),
+        ("retraining", &o.retrain_triggers),
         ("quality", &o.quality_alarms),
     ] {
         match first_after(alarms) {
@@ -324,6 +336,15 @@ struct Live {
     calibration: HourlyCalibration,
     /// Drifts reported by each detector: the labelled index of the latest one.
     votes: [Option<u64>; 3],
+    /// The same, counting only drifts the retrainer takes as votes: with the error rate
+    /// of the latest [`RECENT`] labelled predictions at least
+    /// `1 + concept_min_error_increase` times the holdout's.
+    retrain_votes: [Option<u64>; 3],
+    /// The latest [`RECENT`] errors and how many were errors.
+    recent: std::collections::VecDeque<bool>,
+    recent_errors: usize,
+    /// Below this recent error rate a drift is no retraining vote.
+    vote_floor: f64,
     in_drift: bool,
     /// Feed the concept detectors raw errors instead of excess errors.
     raw_errors: bool,
@@ -345,7 +366,14 @@ fn fit(
     let holdout = rows.dataset(&split.holdout)?;
     let model = training.estimator.fit(&train)?;
     let train_scores = model.predict_dataset(&train)?;
-    let holdout_auc = roc_auc(&model.predict_dataset(&holdout)?, holdout.labels()).unwrap_or(f64::NAN);
+    let holdout_scores = model.predict_dataset(&holdout)?;
+    let holdout_auc = roc_auc(&holdout_scores, holdout.labels()).unwrap_or(f64::NAN);
+    let holdout_error_rate = holdout_scores
+        .iter()
+        .zip(holdout.labels())
+        .filter(|(s, l)| (**s >= training.decision_threshold) != **l)
+        .count() as f64
+        / holdout_scores.len().max(1) as f64;
     let mut config = MonitorConfig::default();
     if let Some(window) = args.window {
         config.window = window;
@@ -396,6 +424,10 @@ fn fit(
             HourlyCalibration::of(&profile)
         },
         votes: [None; 3],
+        retrain_votes: [None; 3],
+        recent: std::collections::VecDeque::with_capacity(RECENT),
+        recent_errors: 0,
+        vote_floor: holdout_error_rate * (1.0 + RetrainSettings::default().concept_min_error_increase),
         in_drift: false,
         raw_errors: args.raw_errors,
     };
@@ -420,6 +452,12 @@ impl Live {
         let labelled = out.labelled;
         out.labelled += 1;
         out.errors += u64::from(error);
+        if self.recent.len() == RECENT && self.recent.pop_front() == Some(true) {
+            self.recent_errors -= 1;
+        }
+        self.recent.push_back(error);
+        self.recent_errors += usize::from(error);
+        let recent_error_rate = self.recent_errors as f64 / self.recent.len() as f64;
         let news = if self.raw_errors {
             self.concept.update(error)
         } else {
@@ -452,6 +490,21 @@ impl Live {
                 });
                 // The retrainer consumes the votes when it fires.
                 self.votes = [None; 3];
+            }
+            if recent_error_rate >= self.vote_floor {
+                self.retrain_votes[slot] = Some(labelled);
+                let agreeing = self
+                    .retrain_votes
+                    .iter()
+                    .filter(|v| v.is_some_and(|v| labelled - v <= args.vote_window))
+                    .count();
+                if agreeing >= 2 {
+                    out.retrain_triggers.push(Alarm {
+                        at,
+                        what: format!("recent error rate {recent_error_rate:.4}"),
+                    });
+                    self.retrain_votes = [None; 3];
+                }
             }
         }
         Ok(())
