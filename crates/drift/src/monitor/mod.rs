@@ -1,6 +1,6 @@
 //! The streaming drift monitor: a count-based sliding window of live feature vectors and
-//! scores, evaluated against the champion's reference profile, plus the concept-drift
-//! detectors on the stream of labelled errors.
+//! scores, evaluated against the champion's reference profile. (Concept drift, on the
+//! stream of labelled errors, is [`crate::concept`]'s, run where labels join predictions.)
 //!
 //! Key decisions. The request path only copies: [`StreamMonitor::observe`] writes one row
 //! into a preallocated ring buffer behind a `std::sync::Mutex` held for the copy alone (no
@@ -26,7 +26,7 @@
 //! all of them and a single fraud burst moves the window's upper tail. When the profile
 //! carries the reference's window spread ([`measure_window_spread`], measured on
 //! held-out windows of the training rows when the model is fitted), a distance must also
-//! reach that column's noise floor (mean + 4 standard deviations of drift-free windows).
+//! reach that column's noise floor (mean + [`NOISE_SDS`] standard deviations of drift-free windows).
 //! This was chosen over two alternatives. Requiring drift over consecutive evaluations
 //! does not help: the windows overlap, and a cluster of dependent rows stays in the
 //! window for its whole length, as a real change does; only a persistence longer than
@@ -56,7 +56,6 @@ pub use snapshot::{
 };
 pub use spread::{BLOCKS, NOISE_SDS, ReferenceRows, measure_window_spread, noise_floor};
 
-use crate::concept::{ConceptEvent, ConceptMonitor, ConceptParams, HourlyCalibration};
 use crate::selection::DriftConfig;
 use column::ColumnModel;
 use season::{ColumnStrata, HourMix};
@@ -74,8 +73,6 @@ pub struct MonitorConfig {
     /// Thresholds, drift share and per-column overrides (`p_value_threshold` applies to a
     /// column configured with a p-value test).
     pub drift: DriftConfig,
-    /// The concept-drift detectors.
-    pub concept: ConceptParams,
 }
 
 impl Default for MonitorConfig {
@@ -97,7 +94,6 @@ impl MonitorConfig {
                 drift_share: monitor.drift_share,
                 columns: settings.columns.clone(),
             },
-            concept: ConceptParams::default(),
         }
     }
 
@@ -108,19 +104,7 @@ impl MonitorConfig {
                 self.window, self.min_window
             )));
         }
-        self.drift.check().map_err(MonitorError::Config)?;
-        self.concept
-            .adwin
-            .check()
-            .map_err(|e| MonitorError::Config(e.to_string()))?;
-        self.concept
-            .page_hinkley
-            .check()
-            .map_err(|e| MonitorError::Config(e.to_string()))?;
-        self.concept
-            .ddm
-            .check()
-            .map_err(|e| MonitorError::Config(e.to_string()))
+        self.drift.check().map_err(MonitorError::Config)
     }
 }
 
@@ -195,9 +179,6 @@ pub struct StreamMonitor {
     /// The hour-of-day column and its index, when the profile has strata.
     season: Option<(String, usize)>,
     ring: Mutex<Ring>,
-    concept: Mutex<ConceptMonitor>,
-    /// The profile's hourly recalibration of the scores, for expected errors.
-    calibration: HourlyCalibration,
 }
 
 /// One column's strata (picked from each hour by `pick`), when every hour has them.
@@ -268,10 +249,6 @@ impl StreamMonitor {
             .map_err(MonitorError::Config)?;
         Ok(StreamMonitor {
             ring: Mutex::new(Ring::new(config.window, columns.len() + 1)),
-            concept: Mutex::new(
-                ConceptMonitor::new(config.concept.clone())
-                    .map_err(|e| MonitorError::Config(e.to_string()))?,
-            ),
             columns,
             score,
             window: config.window,
@@ -279,7 +256,6 @@ impl StreamMonitor {
             drift_share: config.drift.drift_share,
             p_value_threshold: config.drift.p_value_threshold,
             season,
-            calibration: HourlyCalibration::of(profile),
         })
     }
 
@@ -301,16 +277,6 @@ impl StreamMonitor {
         Ok(())
     }
 
-    /// Adds one labelled prediction (its score, whether it was declined, its label and
-    /// its event's hour of day) to the concept-drift detectors, which see its excess
-    /// error over the profile's hourly calibration (see
-    /// [`ConceptMonitor::update_expected`] and [`HourlyCalibration`]), and returns what
-    /// is news: a detector entering its warning zone or detecting drift.
-    pub fn observe_outcome(&self, score: f64, declined: bool, label: bool, hour: usize) -> Vec<ConceptEvent> {
-        let expected = self.calibration.expected_error(score, declined, hour);
-        lock(&self.concept).update_expected(declined != label, expected)
-    }
-
     /// Evaluates the window: copies it out under the lock, tests outside it.
     pub fn evaluate(&self) -> MonitorSnapshot {
         let stride = self.columns.len() + 1;
@@ -320,7 +286,6 @@ impl StreamMonitor {
             rows.extend_from_slice(ring.filled());
             ring.total
         };
-        let concept = lock(&self.concept).snapshot();
         let observed = rows.len() / stride;
         let judge = observed >= self.min_window;
         let column_values = |j: usize| -> Vec<f64> { rows.iter().skip(j).step_by(stride).copied().collect() };
@@ -372,7 +337,6 @@ impl StreamMonitor {
             columns,
             dataset,
             score,
-            concept,
             drifted_columns,
             season,
         }

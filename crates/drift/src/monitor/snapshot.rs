@@ -9,8 +9,6 @@ use driftline_core::drift::StatTest;
 use driftline_core::profile::ColumnKind;
 use serde::{Deserialize, Serialize};
 
-use crate::concept::ConceptSnapshot;
-
 /// The monitor's overall verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,8 +40,6 @@ pub struct MonitorSnapshot {
     /// Prediction (score) drift against the profile's scores; `None` when the profile
     /// holds no scores.
     pub score: Option<ColumnSnapshot>,
-    /// Concept drift on the error stream of labelled predictions.
-    pub concept: ConceptSnapshot,
     /// The columns (features, then `score`) whose verdict is drift: the status is `drift`
     /// when this is not empty.
     #[serde(default)]
@@ -115,8 +111,9 @@ pub struct ColumnVerdict {
     /// column's own).
     #[serde(default)]
     pub configured_threshold: f64,
-    /// The distance windows of the reference's own drift-free rows reach (mean plus 4
-    /// standard deviations, scaled to this window's rows), when the profile measured it
+    /// The distance windows of the reference's own drift-free rows reach (mean plus
+    /// [`NOISE_SDS`](super::NOISE_SDS) standard deviations, scaled to this window's rows),
+    /// when the profile measured it
     /// and the column's threshold is not configured: a change must stand above it.
     #[serde(default)]
     pub noise_floor: Option<f64>,

@@ -401,11 +401,7 @@ fn observe_is_shared_across_threads() {
 fn the_snapshot_round_trips_through_json_and_names_its_fields() {
     let monitor = StreamMonitor::new(&profile(), &config(600, 500)).unwrap();
     feed(&monitor, 600, 9, REFERENCE);
-    for i in 0..50 {
-        monitor.observe_outcome(0.1, false, i % 4 == 0, 12);
-    }
     let snapshot = monitor.evaluate();
-    assert_eq!(snapshot.concept.observations, 50);
     let json = serde_json::to_string(&snapshot).unwrap();
     assert_eq!(serde_json::from_str::<MonitorSnapshot>(&json).unwrap(), snapshot);
     for key in [
@@ -415,7 +411,6 @@ fn the_snapshot_round_trips_through_json_and_names_its_fields() {
         r#""p_value_test":"chisquare""#,
         r#""type":"numeric""#,
         r#""unknown_category_rate""#,
-        r#""detector":"ddm""#,
     ] {
         assert!(json.contains(key), "{key} in {json}");
     }
