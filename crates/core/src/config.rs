@@ -628,9 +628,10 @@ impl DriftSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorSettings {
-    /// The most recent this many predictions form the window (count-based). 4,000: with
-    /// the noise floor at mean + 8 standard deviations, a 10% shift of amounts fills
-    /// enough of a 4,000-row window to cross it within 4,000 events (docs/drift.md).
+    /// The most recent this many predictions form the window (count-based). 4,000: the
+    /// noise floor scales with the square root of the rows and a shift's distance does
+    /// not, so a 10% shift of amounts stands further above the floor in a 4,000-row window
+    /// than in a 5,000-row one and is caught within 4,000 events (docs/drift.md).
     pub window: usize,
     /// No verdict until the window holds this many predictions (status `warming_up`).
     pub min_window: usize,
