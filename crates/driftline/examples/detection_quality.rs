@@ -30,7 +30,9 @@ use driftline_core::features::FeatureSpec;
 use driftline_core::profile::ReferenceProfile;
 use driftline_core::time::Timestamp;
 use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState, HourlyCalibration};
-use driftline_drift::monitor::{MonitorConfig, MonitorStatus, StreamMonitor};
+use driftline_drift::monitor::{
+    MonitorConfig, MonitorStatus, ReferenceRows, StreamMonitor, measure_window_spread,
+};
 use driftline_features::compute::FeatureEngine;
 use driftline_features::state::{AsOf, EntityState, EventKey};
 use driftline_models::estimator::FittedModel;
@@ -96,6 +98,11 @@ struct Args {
     /// Expect errors from the bare scores, without the profile's hourly recalibration.
     #[arg(long)]
     no_calibration: bool,
+    /// Measure the noise floor (window spread) over this many rows ending with the
+    /// reference period instead of the training rows alone (the model and profile still
+    /// come from the reference period): how much a longer history steadies the floor.
+    #[arg(long)]
+    spread_history: Option<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[arg(long, default_value_t = 2_000)]
@@ -263,6 +270,9 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
 
     let mut states: HashMap<String, EntityState> = HashMap::new();
     let mut rows = LabelledRows::new(&spec);
+    // Rows before the reference period, for --spread-history (row-major).
+    let mut history: Vec<f64> = Vec::new();
+    let history_from = reference_end.saturating_sub(args.spread_history.unwrap_or(0) as u64);
     let mut event = GeneratedEvent::default();
     let mut json = Vec::with_capacity(256);
     let mut out = Outcome::default();
@@ -298,6 +308,9 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
         let vector = engine.vector(state, Some(&record), AsOf::Before(EventKey::of(&record)));
         state.apply(&record, &spec);
         debug_assert_eq!(vector.values.len(), width);
+        if args.spread_history.is_some() && index >= history_from && index < reference_end {
+            history.extend_from_slice(&vector.values);
+        }
         if index < args.warmup {
             continue;
         }
@@ -308,7 +321,7 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
                 rows.times.push(record.ts);
             }
             if index + 1 == reference_end {
-                let (l, auc) = fit(&rows, &spec, &training, args)?;
+                let (l, auc) = fit(&rows, &spec, &training, args, &history)?;
                 out.holdout_auc = auc;
                 live = Some(l);
             }
@@ -355,6 +368,7 @@ fn fit(
     spec: &FeatureSpec,
     training: &TrainingConfig,
     args: &Args,
+    history: &[f64],
 ) -> Result<(Live, f64)> {
     let split = Split::new(
         &rows.labels,
@@ -394,6 +408,20 @@ fn fit(
     };
     if args.no_spread {
         profile.window_spread = None;
+    } else if args.spread_history.is_some() {
+        let scores: Vec<f64> = history
+            .chunks_exact(rows.columns.len())
+            .map(|row| model.predict_proba_row(row))
+            .collect();
+        let params = profile_params(spec);
+        let reference = ReferenceRows {
+            columns: &rows.columns,
+            kinds: &rows.kinds,
+            rows: history,
+            scores: Some(&scores),
+            params: &params,
+        };
+        profile.window_spread = measure_window_spread(reference, &config)?;
     }
     if let Some(spread) = &profile.window_spread {
         println!(
