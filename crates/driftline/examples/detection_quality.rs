@@ -36,9 +36,9 @@ use driftline_drift::monitor::{
 use driftline_features::compute::FeatureEngine;
 use driftline_features::state::{AsOf, EntityState, EventKey};
 use driftline_models::estimator::FittedModel;
-use driftline_models::metrics::roc_auc;
+use driftline_models::metrics::Metrics;
 use driftline_models::model::Model;
-use driftline_serve::monitor::RECENT;
+use driftline_serve::monitor::{RECENT, RecentErrors};
 use driftline_stream::generator::{GeneratedEvent, Generator, GeneratorConfig, Scenario};
 use driftline_training::config::TrainingConfig;
 use driftline_training::pipeline::{profile_params, profile_with_spread};
@@ -330,7 +330,7 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
         let live = live.as_mut().context("no reference period")?;
         let at = index - reference_end;
         let hour = record.ts.hour_of_day() as usize;
-        live.observe(&vector.values, (record.label, hour), at, args, &mut out)?;
+        live.observe(&vector.values, record.label, hour, at, args, &mut out)?;
         if (at + 1).is_multiple_of(args.evaluate_every) {
             live.evaluate(at, args.trace, &mut out);
         }
@@ -353,9 +353,8 @@ struct Live {
     /// of the latest [`RECENT`] labelled predictions at least
     /// `1 + concept_min_error_increase` times the holdout's.
     retrain_votes: [Option<u64>; 3],
-    /// The latest [`RECENT`] errors and how many were errors.
-    recent: std::collections::VecDeque<bool>,
-    recent_errors: usize,
+    /// The latest [`RECENT`] errors.
+    recent: RecentErrors,
     /// Below this recent error rate a drift is no retraining vote.
     vote_floor: f64,
     in_drift: bool,
@@ -380,14 +379,14 @@ fn fit(
     let holdout = rows.dataset(&split.holdout)?;
     let model = training.estimator.fit(&train)?;
     let train_scores = model.predict_dataset(&train)?;
-    let holdout_scores = model.predict_dataset(&holdout)?;
-    let holdout_auc = roc_auc(&holdout_scores, holdout.labels()).unwrap_or(f64::NAN);
-    let holdout_error_rate = holdout_scores
-        .iter()
-        .zip(holdout.labels())
-        .filter(|(s, l)| (**s >= training.decision_threshold) != **l)
-        .count() as f64
-        / holdout_scores.len().max(1) as f64;
+    let holdout_metrics = Metrics::compute(
+        &model.predict_dataset(&holdout)?,
+        holdout.labels(),
+        training.decision_threshold,
+    )?;
+    let holdout_auc = holdout_metrics.roc_auc.unwrap_or(f64::NAN);
+    let confusion = &holdout_metrics.confusion;
+    let holdout_error_rate = (confusion.fp + confusion.fn_) as f64 / holdout_metrics.rows.max(1) as f64;
     let mut config = MonitorConfig::default();
     if let Some(window) = args.window {
         config.window = window;
@@ -453,8 +452,7 @@ fn fit(
         },
         votes: [None; 3],
         retrain_votes: [None; 3],
-        recent: std::collections::VecDeque::with_capacity(RECENT),
-        recent_errors: 0,
+        recent: RecentErrors::default(),
         vote_floor: holdout_error_rate * (1.0 + RetrainSettings::default().concept_min_error_increase),
         in_drift: false,
         raw_errors: args.raw_errors,
@@ -466,7 +464,8 @@ impl Live {
     fn observe(
         &mut self,
         values: &[f64],
-        (label, hour): (Option<bool>, usize),
+        label: Option<bool>,
+        hour: usize,
         at: u64,
         args: &Args,
         out: &mut Outcome,
@@ -480,12 +479,8 @@ impl Live {
         let labelled = out.labelled;
         out.labelled += 1;
         out.errors += u64::from(error);
-        if self.recent.len() == RECENT && self.recent.pop_front() == Some(true) {
-            self.recent_errors -= 1;
-        }
-        self.recent.push_back(error);
-        self.recent_errors += usize::from(error);
-        let recent_error_rate = self.recent_errors as f64 / self.recent.len() as f64;
+        self.recent.push(error);
+        let recent_error_rate = self.recent.rate();
         let news = if self.raw_errors {
             self.concept.update(error)
         } else {

@@ -52,14 +52,15 @@ pub struct ConceptWatch {
 /// Labelled predictions the reported error rate covers.
 pub const RECENT: usize = 500;
 
+/// The latest [`RECENT`] labelled predictions' errors, for an error rate.
 #[derive(Default)]
-struct RecentErrors {
+pub struct RecentErrors {
     window: std::collections::VecDeque<bool>,
     errors: usize,
 }
 
 impl RecentErrors {
-    fn push(&mut self, error: bool) {
+    pub fn push(&mut self, error: bool) {
         if self.window.len() == RECENT && self.window.pop_front() == Some(true) {
             self.errors -= 1;
         }
@@ -67,7 +68,8 @@ impl RecentErrors {
         self.errors += usize::from(error);
     }
 
-    fn rate(&self) -> f64 {
+    /// The share of errors among them (0 before any).
+    pub fn rate(&self) -> f64 {
         self.errors as f64 / self.window.len().max(1) as f64
     }
 }

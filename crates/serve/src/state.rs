@@ -209,9 +209,10 @@ impl AppState {
     pub fn swap_champion(&self, model: LoadedModel) -> Option<u32> {
         let incoming = model.version.version;
         self.metrics.set_model(incoming);
+        let model = Arc::new(model);
         let previous = self
             .champion
-            .swap(Some(Arc::new(model)))
+            .swap(Some(Arc::clone(&model)))
             .map(|previous| previous.version.version);
         if previous != Some(incoming) {
             self.feedback
@@ -219,12 +220,9 @@ impl AppState {
                 .expect("feedback lock")
                 .reset_recent(Variant::Baseline);
         }
-        if let Some(champion) = self.champion.load().as_ref() {
-            if previous != Some(incoming) {
-                self.concept.watch(incoming, &champion.bundle.profile);
-            }
-            self.data_drift.watch(incoming, &champion.bundle.profile);
-        }
+        // Both start afresh only for a version they are not already watching.
+        self.concept.watch(incoming, &model.bundle.profile);
+        self.data_drift.watch(incoming, &model.bundle.profile);
         previous
     }
 }
