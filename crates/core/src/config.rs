@@ -805,8 +805,9 @@ pub struct RetrainSettings {
     /// How many of the three detectors must report drift within a minute of each other
     /// (1 to 3): one alone raises more false alarms on low error rates (DDM especially).
     pub concept_votes: u32,
-    /// A detector's drift counts only when the champion's recent error rate exceeds its
-    /// holdout error rate by at least this fraction (1.0: twice as many errors).
+    /// A detector's drift counts only when the champion's recent error rate exceeds both
+    /// its holdout error rate and the errors it expected of those predictions (scores
+    /// recalibrated by hour and decision) by at least this fraction (1.0: twice as many).
     /// Detectors also fire when errors fall, or swing with the time of day; neither calls
     /// for a new model.
     pub concept_min_error_increase: f64,

@@ -8,9 +8,12 @@
 //! their point-in-time vector from `FeatureEngine` + `EntityState` exactly as training
 //! replay computes it (the row before the event is applied), and the model and
 //! `ReferenceProfile` are fitted as `training::pipeline::fit_candidate` fits them (time
-//! split, training rows profiled with their scores and their window spread measured,
-//! `training::pipeline::profile_with_spread`). The stream is warmed up for `--warmup`
-//! events first, so 30-day features are in steady state before the reference period; then `StreamMonitor` (default `[drift.monitor]`) is evaluated
+//! split, training rows profiled with their scores; the window spread and the hourly
+//! score calibration measured on the latest `SPREAD_ROWS` events before the reference
+//! period ends, as training's replay of the whole history keeps them:
+//! `training::pipeline::{recent_window_spread, calibrate_on_recent}`). The stream is
+//! warmed up for `--warmup` events first, so 30-day features are in steady state before
+//! the reference period; then `StreamMonitor` (default `[drift.monitor]`) is evaluated
 //! every `--evaluate-every` events and `ConceptMonitor` sees every labelled error.
 //!
 //! ```text
@@ -30,9 +33,7 @@ use driftline_core::features::FeatureSpec;
 use driftline_core::profile::ReferenceProfile;
 use driftline_core::time::Timestamp;
 use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState, HourlyCalibration};
-use driftline_drift::monitor::{
-    MonitorConfig, MonitorStatus, ReferenceRows, StreamMonitor, measure_window_spread,
-};
+use driftline_drift::monitor::{MonitorConfig, MonitorStatus, NOISE_SDS, SPREAD_ROWS, StreamMonitor};
 use driftline_features::compute::FeatureEngine;
 use driftline_features::state::{AsOf, EntityState, EventKey};
 use driftline_models::estimator::FittedModel;
@@ -41,8 +42,10 @@ use driftline_models::model::Model;
 use driftline_serve::monitor::{RECENT, RecentErrors};
 use driftline_stream::generator::{GeneratedEvent, Generator, GeneratorConfig, Scenario};
 use driftline_training::config::TrainingConfig;
-use driftline_training::pipeline::{profile_params, profile_with_spread};
-use driftline_training::rows::{LabelledRows, Split};
+use driftline_training::pipeline::{
+    calibrate_on_recent, profile_params, profile_training_rows, recent_window_spread,
+};
+use driftline_training::rows::{LabelledRows, RecentEvents, RecentRows, Split};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -98,11 +101,25 @@ struct Args {
     /// Expect errors from the bare scores, without the profile's hourly recalibration.
     #[arg(long)]
     no_calibration: bool,
-    /// Measure the noise floor (window spread) over this many rows ending with the
-    /// reference period instead of the training rows alone (the model and profile still
-    /// come from the reference period): how much a longer history steadies the floor.
+    /// Measure the hourly recalibration on the training rows only, not on the latest
+    /// `--spread-history` events as training does.
     #[arg(long)]
-    spread_history: Option<usize>,
+    calibrate_on_training_rows: bool,
+    /// Measure the noise floor (window spread) over this many events ending with the
+    /// reference period (training keeps `SPREAD_ROWS`; the model and profile come from
+    /// the reference period's labelled rows either way): how much history steadies it.
+    #[arg(long, default_value_t = SPREAD_ROWS)]
+    spread_history: usize,
+    /// Put the noise floor this many standard deviations above the mean held-out
+    /// distance instead of `NOISE_SDS` (the profile's spreads are rescaled to that
+    /// effect), to sweep the constant without rebuilding.
+    #[arg(long)]
+    noise_sds: Option<f64>,
+    /// Also judge the stream with floors at each of these standard deviations
+    /// (comma-separated), one more monitor each, and report each one's alarms: a sweep
+    /// in one run.
+    #[arg(long, value_delimiter = ',')]
+    sweep_sds: Vec<f64>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[arg(long, default_value_t = 2_000)]
@@ -141,6 +158,19 @@ struct Outcome {
     max_out_of_range: f64,
     max_unknown: f64,
     seconds: f64,
+    /// One per `--sweep-sds` value.
+    swept: Vec<SweptFloor>,
+}
+
+/// The data-drift alarms of one extra monitor of a `--sweep-sds` run.
+#[derive(Debug)]
+struct SweptFloor {
+    sds: f64,
+    monitor: StreamMonitor,
+    in_drift: bool,
+    /// Event indices of transitions into drift.
+    alarms: Vec<u64>,
+    drift_evaluations: u64,
 }
 
 fn main() -> Result<()> {
@@ -202,7 +232,7 @@ fn report(args: &Args, name: &str, o: &Outcome) {
     );
     println!(
         "retraining triggers (the same vote, counting drifts only while the latest {RECENT} \
-         labelled errors run at least {}x the holdout's): {} ({} before onset)",
+         labelled errors run at least {}x the holdout's and the expected rate): {} ({} before onset)",
         1.0 + RetrainSettings::default().concept_min_error_increase,
         o.retrain_triggers.len(),
         before(&o.retrain_triggers)
@@ -213,6 +243,21 @@ fn report(args: &Args, name: &str, o: &Outcome) {
         before(&o.quality_alarms),
         o.detector_drifts
     );
+    for swept in &o.swept {
+        println!(
+            "  floor at mean + {} sd: {} data alarms ({} before onset), first after onset at {}, {}/{} evaluations in drift",
+            swept.sds,
+            swept.alarms.len(),
+            swept.alarms.iter().filter(|&&a| a < onset).count(),
+            swept
+                .alarms
+                .iter()
+                .find(|&&a| a >= onset)
+                .map_or("none".to_string(), |a| (a - onset).to_string()),
+            swept.drift_evaluations,
+            o.evaluations
+        );
+    }
     if name == "none" {
         println!(
             "false alarms per million events: data {:.1}, concept {:.1} (retraining triggers {:.1}), quality {:.1}",
@@ -226,9 +271,12 @@ fn report(args: &Args, name: &str, o: &Outcome) {
             .iter()
             .chain(&o.concept_alarms)
             .chain(&o.quality_alarms)
-            .take(10)
+            .take(20)
         {
             println!("  alarm at {}: {}", a.at, a.what);
+        }
+        for a in &o.retrain_triggers {
+            println!("  retraining trigger at {}: {}", a.at, a.what);
         }
         return;
     }
@@ -270,9 +318,8 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
 
     let mut states: HashMap<String, EntityState> = HashMap::new();
     let mut rows = LabelledRows::new(&spec);
-    // Rows before the reference period, for --spread-history (row-major).
-    let mut history: Vec<f64> = Vec::new();
-    let history_from = reference_end.saturating_sub(args.spread_history.unwrap_or(0) as u64);
+    // The latest events before the reference period ends, as training's replay keeps them.
+    let mut recent = RecentRows::new(width, args.spread_history);
     let mut event = GeneratedEvent::default();
     let mut json = Vec::with_capacity(256);
     let mut out = Outcome::default();
@@ -308,8 +355,8 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
         let vector = engine.vector(state, Some(&record), AsOf::Before(EventKey::of(&record)));
         state.apply(&record, &spec);
         debug_assert_eq!(vector.values.len(), width);
-        if args.spread_history.is_some() && index >= history_from && index < reference_end {
-            history.extend_from_slice(&vector.values);
+        if index < reference_end {
+            recent.push(&vector.values, record.label);
         }
         if index < args.warmup {
             continue;
@@ -321,7 +368,8 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
                 rows.times.push(record.ts);
             }
             if index + 1 == reference_end {
-                let (l, auc) = fit(&rows, &spec, &training, args, &history)?;
+                let history = std::mem::replace(&mut recent, RecentRows::none()).into_events();
+                let (l, auc) = fit(&rows, &spec, &training, args, &history, &mut out.swept)?;
                 out.holdout_auc = auc;
                 live = Some(l);
             }
@@ -351,15 +399,29 @@ struct Live {
     votes: [Option<u64>; 3],
     /// The same, counting only drifts the retrainer takes as votes: with the error rate
     /// of the latest [`RECENT`] labelled predictions at least
-    /// `1 + concept_min_error_increase` times the holdout's.
+    /// `1 + concept_min_error_increase` times the larger of the holdout's and the one
+    /// expected of them.
     retrain_votes: [Option<u64>; 3],
-    /// The latest [`RECENT`] errors.
+    /// The latest [`RECENT`] errors and expected errors.
     recent: RecentErrors,
-    /// Below this recent error rate a drift is no retraining vote.
-    vote_floor: f64,
+    /// The holdout's error rate.
+    holdout_error_rate: f64,
     in_drift: bool,
     /// Feed the concept detectors raw errors instead of excess errors.
     raw_errors: bool,
+}
+
+/// `profile` with its noise floors `sds` standard deviations above the mean held-out
+/// distance: the monitor's `mean + NOISE_SDS · std`, with each std scaled by
+/// `sds / NOISE_SDS`.
+fn with_noise_sds(profile: &ReferenceProfile, sds: f64) -> ReferenceProfile {
+    let mut profile = profile.clone();
+    if let Some(spread) = &mut profile.window_spread {
+        for d in spread.columns.values_mut() {
+            d.std *= sds / NOISE_SDS;
+        }
+    }
+    profile
 }
 
 fn fit(
@@ -367,7 +429,8 @@ fn fit(
     spec: &FeatureSpec,
     training: &TrainingConfig,
     args: &Args,
-    history: &[f64],
+    history: &RecentEvents,
+    swept: &mut Vec<SweptFloor>,
 ) -> Result<(Live, f64)> {
     let split = Split::new(
         &rows.labels,
@@ -391,7 +454,7 @@ fn fit(
     if let Some(window) = args.window {
         config.window = window;
     }
-    let mut profile = if args.no_seasons {
+    let profile = if args.no_seasons {
         let mut params = profile_params(spec);
         params.season_column = None;
         ReferenceProfile::fit_row_major(
@@ -403,31 +466,28 @@ fn fit(
             &params,
         )?
     } else {
-        profile_with_spread(rows, &train, &train_scores, spec, &config)?
+        let mut profile = profile_training_rows(rows, &train, &train_scores, spec)?;
+        let mut scores = vec![0.0; history.labels.len()];
+        model.predict_proba(&history.rows, &mut scores)?;
+        if !args.no_spread {
+            profile.window_spread = recent_window_spread(rows, history, &scores, spec, &config)?;
+        }
+        if !args.calibrate_on_training_rows {
+            calibrate_on_recent(
+                &mut profile,
+                &rows.columns,
+                history,
+                &scores,
+                training.decision_threshold,
+            );
+        }
+        profile
     };
-    if args.no_spread {
-        profile.window_spread = None;
-    } else if args.spread_history.is_some() {
-        let scores: Vec<f64> = history
-            .chunks_exact(rows.columns.len())
-            .map(|row| model.predict_proba_row(row))
-            .collect();
-        let params = profile_params(spec);
-        let reference = ReferenceRows {
-            columns: &rows.columns,
-            kinds: &rows.kinds,
-            rows: history,
-            scores: Some(&scores),
-            params: &params,
-        };
-        profile.window_spread = measure_window_spread(reference, &config)?;
-    }
+    let noise_sds = args.noise_sds.unwrap_or(NOISE_SDS);
     if let Some(spread) = &profile.window_spread {
         println!(
-            "window spread over {} held-out windows of {} rows (mean, std, max; floor = mean + {} std):",
-            spread.windows,
-            spread.window,
-            driftline_drift::monitor::NOISE_SDS
+            "window spread over {} held-out windows of {} rows (mean, std, max; floor = mean + {noise_sds} std):",
+            spread.windows, spread.window,
         );
         for (name, d) in &spread.columns {
             println!(
@@ -435,10 +495,20 @@ fn fit(
                 d.mean,
                 d.std,
                 d.max,
-                driftline_drift::monitor::noise_floor(d, spread.window, spread.window)
+                d.mean + noise_sds * d.std
             );
         }
     }
+    for &sds in &args.sweep_sds {
+        swept.push(SweptFloor {
+            sds,
+            monitor: StreamMonitor::new(&with_noise_sds(&profile, sds), &config)?,
+            in_drift: false,
+            alarms: Vec::new(),
+            drift_evaluations: 0,
+        });
+    }
+    let profile = with_noise_sds(&profile, noise_sds);
     let monitor = StreamMonitor::new(&profile, &config)?;
     let live = Live {
         model,
@@ -453,7 +523,7 @@ fn fit(
         votes: [None; 3],
         retrain_votes: [None; 3],
         recent: RecentErrors::default(),
-        vote_floor: holdout_error_rate * (1.0 + RetrainSettings::default().concept_min_error_increase),
+        holdout_error_rate,
         in_drift: false,
         raw_errors: args.raw_errors,
     };
@@ -472,6 +542,9 @@ impl Live {
     ) -> Result<()> {
         let score = self.model.predict_proba_row(values);
         self.monitor.observe(values, score)?;
+        for swept in &mut out.swept {
+            swept.monitor.observe(values, score)?;
+        }
         out.scored += 1;
         let Some(label) = label else { return Ok(()) };
         let declined = score >= self.threshold;
@@ -479,12 +552,15 @@ impl Live {
         let labelled = out.labelled;
         out.labelled += 1;
         out.errors += u64::from(error);
-        self.recent.push(error);
+        let expected = self.calibration.expected_error(score, declined, hour);
+        self.recent.push(error, expected);
         let recent_error_rate = self.recent.rate();
+        // As `Retrainer::observe_concept_drift` sets its bar.
+        let vote_floor = self.holdout_error_rate.max(self.recent.expected_rate())
+            * (1.0 + RetrainSettings::default().concept_min_error_increase);
         let news = if self.raw_errors {
             self.concept.update(error)
         } else {
-            let expected = self.calibration.expected_error(score, declined, hour);
             self.concept.update_expected(error, expected)
         };
         for news in news {
@@ -506,15 +582,17 @@ impl Live {
             if agreeing.len() >= 2 {
                 out.concept_alarms.push(Alarm {
                     at,
-                    what: format!("{} (error rate so far {:.4})", agreeing.join(" and "), {
-                        let s = self.concept.snapshot();
-                        s.recent_error_rate
-                    }),
+                    what: format!(
+                        "{} at hour {hour} (error rate since ADWIN's last change {:.4}, latest {RECENT} {:.4})",
+                        agreeing.join(" and "),
+                        self.concept.snapshot().recent_error_rate,
+                        recent_error_rate
+                    ),
                 });
                 // The retrainer consumes the votes when it fires.
                 self.votes = [None; 3];
             }
-            if recent_error_rate >= self.vote_floor {
+            if recent_error_rate >= vote_floor {
                 self.retrain_votes[slot] = Some(labelled);
                 let agreeing = self
                     .retrain_votes
@@ -524,7 +602,10 @@ impl Live {
                 if agreeing >= 2 {
                     out.retrain_triggers.push(Alarm {
                         at,
-                        what: format!("recent error rate {recent_error_rate:.4}"),
+                        what: format!(
+                            "at hour {hour}, recent error rate {recent_error_rate:.4} (expected {:.4})",
+                            self.recent.expected_rate()
+                        ),
                     });
                     self.retrain_votes = [None; 3];
                 }
@@ -534,6 +615,14 @@ impl Live {
     }
 
     fn evaluate(&mut self, at: u64, trace: bool, out: &mut Outcome) {
+        for swept in &mut out.swept {
+            let drift = swept.monitor.evaluate().status == MonitorStatus::Drift;
+            if drift && !swept.in_drift {
+                swept.alarms.push(at);
+            }
+            swept.drift_evaluations += u64::from(drift);
+            swept.in_drift = drift;
+        }
         let snapshot = self.monitor.evaluate();
         if snapshot.status == MonitorStatus::WarmingUp {
             return;

@@ -845,7 +845,12 @@ pub(crate) fn join_labels(state: &AppState, labels: &[LabelUpdate]) -> Vec<Label
     if let (false, Some(retrainer)) = (drifts.is_empty(), state.retrainer.get()) {
         let holdout = state.champion.load().as_deref().and_then(holdout_error_rate);
         for drift in drifts {
-            retrainer.observe_concept_drift(drift.detector, drift.error_rate, holdout);
+            retrainer.observe_concept_drift(
+                drift.detector,
+                drift.error_rate,
+                drift.expected_error_rate,
+                holdout,
+            );
         }
     }
     unmatched

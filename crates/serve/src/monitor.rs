@@ -52,25 +52,38 @@ pub struct ConceptWatch {
 /// Labelled predictions the reported error rate covers.
 pub const RECENT: usize = 500;
 
-/// The latest [`RECENT`] labelled predictions' errors, for an error rate.
+/// The latest [`RECENT`] labelled predictions' errors and the errors the model expected
+/// of them, for an error rate and its expectation.
 #[derive(Default)]
 pub struct RecentErrors {
-    window: std::collections::VecDeque<bool>,
+    /// Each prediction's error and expected error.
+    window: std::collections::VecDeque<(bool, f64)>,
     errors: usize,
+    /// The expected errors of the window, summed anew on every push (500 additions; a
+    /// running sum would drift by rounding over millions of predictions).
+    expected: f64,
 }
 
 impl RecentErrors {
-    pub fn push(&mut self, error: bool) {
-        if self.window.len() == RECENT && self.window.pop_front() == Some(true) {
+    /// Adds one prediction: whether it was wrong and the probability it had of being
+    /// wrong by the model's (calibrated) account.
+    pub fn push(&mut self, error: bool, expected: f64) {
+        if self.window.len() == RECENT && self.window.pop_front().is_some_and(|(e, _)| e) {
             self.errors -= 1;
         }
-        self.window.push_back(error);
+        self.window.push_back((error, expected));
         self.errors += usize::from(error);
+        self.expected = self.window.iter().map(|(_, x)| x).sum();
     }
 
     /// The share of errors among them (0 before any).
     pub fn rate(&self) -> f64 {
         self.errors as f64 / self.window.len().max(1) as f64
+    }
+
+    /// The mean expected error over them (0 before any).
+    pub fn expected_rate(&self) -> f64 {
+        self.expected / self.window.len().max(1) as f64
     }
 }
 
@@ -81,6 +94,9 @@ pub struct ConceptDrift {
     pub detector: &'static str,
     /// The champion's error rate over its latest [`RECENT`] labelled predictions.
     pub error_rate: f64,
+    /// The error rate the champion expected of those predictions (its scores,
+    /// recalibrated for their hour and decision).
+    pub expected_error_rate: f64,
 }
 
 impl Default for ConceptWatch {
@@ -107,9 +123,9 @@ impl ConceptWatch {
             .iter()
             .filter(|j| j.prediction.variant == Variant::Baseline)
         {
-            recent.push(j.error());
             let p = &j.prediction;
             let expected = calibration.expected_error(p.score, p.decline, usize::from(p.hour));
+            recent.push(j.error(), expected);
             for event in monitor.update_expected(j.error(), expected) {
                 let i = DetectorKind::ALL
                     .iter()
@@ -133,6 +149,7 @@ impl ConceptWatch {
                         drifts.push(ConceptDrift {
                             detector: name,
                             error_rate,
+                            expected_error_rate: recent.expected_rate(),
                         });
                     }
                     DetectorState::Stable => {}
@@ -442,6 +459,23 @@ mod tests {
             &params,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn recent_errors_keep_the_latest_predictions_errors_and_expectations() {
+        let mut recent = RecentErrors::default();
+        assert_eq!((recent.rate(), recent.expected_rate()), (0.0, 0.0));
+        for i in 0..RECENT {
+            recent.push(i % 10 == 0, 0.05);
+        }
+        assert!((recent.rate() - 0.1).abs() < 1e-12);
+        assert!((recent.expected_rate() - 0.05).abs() < 1e-12);
+        // Half the window replaced by errorless predictions expected at 0.01.
+        for _ in 0..RECENT / 2 {
+            recent.push(false, 0.01);
+        }
+        assert!((recent.rate() - 0.05).abs() < 1e-12, "{}", recent.rate());
+        assert!((recent.expected_rate() - 0.03).abs() < 1e-12);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use driftline_features::training::TrainingWindow;
 use driftline_registry::CHALLENGER;
 use driftline_training::config::TrainingConfig;
 use driftline_training::pipeline::{AliasPolicy, TrainOutcome, fit_candidate, judge_and_register};
-use driftline_training::rows::collect;
+use driftline_training::rows::{RecentRows, collect};
 use serde::Serialize;
 
 use crate::controller;
@@ -254,15 +254,28 @@ impl Retrainer {
     }
 
     /// A concept-drift detector fired on the champion's errors: counted as a vote when
-    /// `error_rate` (recent) is enough above `holdout_error_rate` (the champion's card).
-    pub fn observe_concept_drift(&self, detector: &str, error_rate: f64, holdout_error_rate: Option<f64>) {
-        let floor = holdout_error_rate.map(|h| h * (1.0 + self.settings.concept_min_error_increase));
-        if let Some(floor) = floor.filter(|floor| error_rate < *floor) {
+    /// `error_rate` (recent) is enough above the champion's baseline: the larger of
+    /// `holdout_error_rate` (its card) and `expected_error_rate`, the errors it expected
+    /// of the same recent predictions (scores recalibrated for their hour and decision).
+    /// The expectation raises the bar at night, when fraud and so errors are several
+    /// times the day's, and a burst of one fraud ring's missed events is the night's
+    /// normal, not a changed world.
+    pub fn observe_concept_drift(
+        &self,
+        detector: &str,
+        error_rate: f64,
+        expected_error_rate: f64,
+        holdout_error_rate: Option<f64>,
+    ) {
+        let baseline = holdout_error_rate.unwrap_or(0.0).max(expected_error_rate);
+        let floor = baseline * (1.0 + self.settings.concept_min_error_increase);
+        if error_rate < floor {
             tracing::info!(
                 detector,
                 error_rate,
                 floor,
-                "concept change without more errors than the champion's holdout: not a retraining vote"
+                "concept change without more errors than the champion's holdout or expectation: \
+                 not a retraining vote"
             );
             return;
         }
@@ -566,7 +579,14 @@ async fn wait_for_labels(
     loop {
         let (engine, offline) = (engine.clone(), offline.clone());
         let labelled = tokio::task::spawn_blocking(move || {
-            collect(offline.as_ref(), &engine, window, &mut |_| {}).map(|(rows, _)| rows.len() as u64)
+            collect(
+                offline.as_ref(),
+                &engine,
+                window,
+                &mut RecentRows::none(),
+                &mut |_| {},
+            )
+            .map(|(rows, _)| rows.len() as u64)
         })
         .await
         .map_err(|e| format!("counting labels: {e}"))?
@@ -626,11 +646,24 @@ mod tests {
     fn a_concept_change_without_more_errors_than_the_holdout_is_not_a_vote() {
         let retrainer = Retrainer::new(RetrainSettings::default());
         // The champion's holdout error rate is 4%: 7% is change, not harm; 8% is harm.
-        retrainer.observe_concept_drift("adwin", 0.07, Some(0.04));
-        retrainer.observe_concept_drift("ddm", 0.07, Some(0.04));
+        retrainer.observe_concept_drift("adwin", 0.07, 0.01, Some(0.04));
+        retrainer.observe_concept_drift("ddm", 0.07, 0.01, Some(0.04));
         assert_eq!(retrainer.next_trigger(), None);
-        retrainer.observe_concept_drift("adwin", 0.08, Some(0.04));
-        retrainer.observe_concept_drift("ddm", 0.081, None);
+        retrainer.observe_concept_drift("adwin", 0.08, 0.01, Some(0.04));
+        retrainer.observe_concept_drift("ddm", 0.081, 0.01, None);
+        assert_eq!(retrainer.next_trigger().map(|t| t.kind()), Some("concept_drift"));
+    }
+
+    #[test]
+    fn a_concept_change_without_more_errors_than_expected_is_not_a_vote() {
+        let retrainer = Retrainer::new(RetrainSettings::default());
+        // At night the champion expects 6% errors of its recent predictions: 10% is
+        // twice its 2% holdout but not twice its expectation.
+        retrainer.observe_concept_drift("adwin", 0.10, 0.06, Some(0.02));
+        retrainer.observe_concept_drift("ddm", 0.10, 0.06, Some(0.02));
+        assert_eq!(retrainer.next_trigger(), None);
+        retrainer.observe_concept_drift("adwin", 0.13, 0.06, Some(0.02));
+        retrainer.observe_concept_drift("ddm", 0.125, 0.06, None);
         assert_eq!(retrainer.next_trigger().map(|t| t.kind()), Some("concept_drift"));
     }
 

@@ -4,6 +4,9 @@
 //! a time split is a cut and "the most recent N events" a truncation; the stratified
 //! split shuffles indices with a seeded ChaCha generator and sorts each side back into
 //! time order, so the same data and seed give the same split on every machine.
+//! [`RecentRows`] keeps the feature vectors of the latest events of the replay, labelled
+//! or not, in a fixed ring: the drift monitor's noise floor is measured on them, over a
+//! longer stretch of the window than the rows trained on.
 
 use driftline_core::config::SplitKind;
 use driftline_core::features::FeatureSpec;
@@ -82,6 +85,83 @@ impl LabelledRows {
     }
 }
 
+/// The feature vectors and labels of the latest `capacity` events replayed (labelled or
+/// not), in a ring that never grows past `capacity` rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentRows {
+    width: usize,
+    capacity: usize,
+    /// Row-major; once full, row `next` is the oldest.
+    values: Vec<f64>,
+    /// One per row.
+    labels: Vec<Option<bool>>,
+    next: usize,
+}
+
+/// [`RecentRows`] in time order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RecentEvents {
+    /// Row-major feature vectors, oldest first.
+    pub rows: Vec<f64>,
+    /// One per row.
+    pub labels: Vec<Option<bool>>,
+}
+
+impl RecentRows {
+    /// A ring of at most `capacity` rows of `width` values (`capacity` 0 keeps nothing).
+    pub fn new(width: usize, capacity: usize) -> Self {
+        RecentRows {
+            width,
+            capacity,
+            values: Vec::new(),
+            labels: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// A ring that keeps nothing, for replays that need only the labelled rows.
+    pub fn none() -> Self {
+        RecentRows::new(0, 0)
+    }
+
+    /// Keeps `row` and its label, dropping the oldest row when full.
+    pub fn push(&mut self, row: &[f64], label: Option<bool>) {
+        if self.capacity == 0 || self.width == 0 {
+            return;
+        }
+        debug_assert_eq!(row.len(), self.width);
+        if self.labels.len() < self.capacity {
+            self.values.extend_from_slice(row);
+            self.labels.push(label);
+        } else {
+            let at = self.next * self.width;
+            self.values[at..at + self.width].copy_from_slice(row);
+            self.labels[self.next] = label;
+            self.next = (self.next + 1) % self.capacity;
+        }
+    }
+
+    /// The number of rows kept.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether no row is kept.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The rows kept, oldest first.
+    pub fn into_events(mut self) -> RecentEvents {
+        self.values.rotate_left(self.next * self.width);
+        self.labels.rotate_left(self.next);
+        RecentEvents {
+            rows: self.values,
+            labels: self.labels,
+        }
+    }
+}
+
 /// The model-side type of a profiled column kind.
 pub fn column_type(kind: ColumnKind) -> ColumnType {
     match kind {
@@ -90,12 +170,13 @@ pub fn column_type(kind: ColumnKind) -> ColumnType {
     }
 }
 
-/// Replays history in `window` and keeps the labelled rows; `progress` sees the number of
-/// events replayed so far, every 16,384 events.
+/// Replays history in `window` and keeps the labelled rows, and every event's vector in
+/// `recent`; `progress` sees the number of events replayed so far, every 16,384 events.
 pub fn collect(
     offline: &dyn OfflineStore,
     engine: &FeatureEngine,
     window: TrainingWindow,
+    recent: &mut RecentRows,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(LabelledRows, TrainingSummary), TrainError> {
     let mut rows = LabelledRows::new(engine.spec());
@@ -105,6 +186,7 @@ pub fn collect(
         if seen.is_multiple_of(16_384) {
             progress(seen);
         }
+        recent.push(&vector.values, event.label);
         if let Some(label) = event.label {
             rows.features.extend_from_slice(&vector.values);
             rows.labels.push(label);
@@ -184,6 +266,34 @@ mod tests {
 
     fn labels(n: usize) -> Vec<bool> {
         (0..n).map(|i| i % 5 == 0).collect()
+    }
+
+    #[test]
+    fn recent_rows_keep_the_latest_rows_oldest_first() {
+        let mut recent = RecentRows::new(2, 3);
+        assert!(recent.is_empty());
+        let label = |i: i32| (i % 3 != 0).then_some(i % 2 == 0);
+        for i in 0..2 {
+            recent.push(&[f64::from(i), -f64::from(i)], label(i));
+        }
+        let two = recent.clone().into_events();
+        assert_eq!(two.rows, vec![0.0, -0.0, 1.0, -1.0]);
+        assert_eq!(two.labels, vec![None, Some(false)]);
+        for i in 2..7 {
+            recent.push(&[f64::from(i), -f64::from(i)], label(i));
+        }
+        assert_eq!(recent.len(), 3);
+        let three = recent.into_events();
+        assert_eq!(three.rows, vec![4.0, -4.0, 5.0, -5.0, 6.0, -6.0]);
+        assert_eq!(three.labels, vec![Some(true), Some(false), None]);
+    }
+
+    #[test]
+    fn recent_rows_of_capacity_zero_keep_nothing() {
+        let mut recent = RecentRows::none();
+        recent.push(&[1.0, 2.0], Some(true));
+        assert!(recent.is_empty());
+        assert_eq!(recent.into_events(), RecentEvents::default());
     }
 
     #[test]

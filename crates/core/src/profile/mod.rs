@@ -23,20 +23,24 @@ mod season;
 #[cfg(test)]
 mod tests;
 
-pub use season::{HOURS, HourStratum, MIN_CALIBRATION_LABELS, Seasons, StratumColumn, hour_of, recalibrate};
+pub use season::{
+    DecisionOffsets, HOURS, HourStratum, MIN_CALIBRATION_LABELS, Seasons, StratumColumn, hour_of, recalibrate,
+};
 
 /// Bumped whenever the serialised shape of [`ReferenceProfile`] changes. Version 2 added
 /// the optional hour-of-day strata ([`ReferenceProfile::seasons`]), version 3 the
 /// optional window spread ([`ReferenceProfile::window_spread`]), version 4 each hour's
-/// score calibration ([`HourStratum::logit_offset`]).
-pub const FORMAT_VERSION: u32 = 4;
+/// score calibration ([`HourStratum::logit_offset`]), version 5 its calibration by
+/// decision ([`HourStratum::decision_offsets`], [`Seasons::decision_threshold`]).
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Every format this build reads: a version-1 profile is a version-2 profile without
 /// strata (the monitor then compares with the whole reference), a version-2 profile a
 /// version-3 profile without a window spread (the monitor then uses its thresholds alone),
 /// a version-3 profile a version-4 profile without hourly calibration (the concept
-/// detectors then expect errors from the bare scores).
-pub const READABLE_FORMATS: [u32; 4] = [1, 2, 3, 4];
+/// detectors then expect errors from the bare scores), a version-4 profile a version-5
+/// profile without calibration by decision (the hour's one offset serves both).
+pub const READABLE_FORMATS: [u32; 5] = [1, 2, 3, 4, 5];
 
 /// How a column is profiled, which in turn picks the drift tests run on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

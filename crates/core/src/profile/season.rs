@@ -27,6 +27,11 @@ pub struct Seasons {
     pub column: String,
     /// One stratum per hour, index = hour (always [`HOURS`] entries).
     pub hours: Vec<HourStratum>,
+    /// The decision threshold (a score at or above it is declined) each hour's
+    /// [`HourStratum::decision_offsets`] were measured at, when they were. Absent from
+    /// profiles before format 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_threshold: Option<f64>,
 }
 
 /// The reference rows of one hour of day.
@@ -47,6 +52,28 @@ pub struct HourStratum {
     /// night) is not mistaken for drift. Absent from profiles before format 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logit_offset: Option<f64>,
+    /// The same recalibration measured within each decision of the hour, when the
+    /// profile was calibrated with a decision threshold ([`Seasons::calibrate`]):
+    /// approved and declined predictions each get the offset that makes their
+    /// recalibrated scores add up to their own positives. An error is a positive among
+    /// the approved or a negative among the declined, so the expected errors then add up
+    /// to the hour's errors, which one offset per hour does not promise: at the start of
+    /// the night, when fraud episodes begin and their first events are approved, the
+    /// hour's fraud rate is right but too little of it falls on the approved. Absent
+    /// from profiles before format 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_offsets: Option<DecisionOffsets>,
+}
+
+/// An hour's log-odds offsets by decision (see [`HourStratum::decision_offsets`]); each
+/// is `None` when that decision's rows hold fewer than [`MIN_CALIBRATION_LABELS`] of
+/// either class.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DecisionOffsets {
+    /// For scores below the threshold.
+    pub approved: Option<f64>,
+    /// For scores at or above it.
+    pub declined: Option<f64>,
 }
 
 /// An hour needs this many positive and negative labels for its [`HourStratum::logit_offset`].
@@ -109,6 +136,38 @@ impl Seasons {
     /// The stratum of `hour`, if it is one.
     pub fn hour(&self, hour: usize) -> Option<&HourStratum> {
         self.hours.get(hour)
+    }
+
+    /// Measures each hour's [`HourStratum::logit_offset`] again, and its
+    /// [`HourStratum::decision_offsets`] at `decision_threshold`, over `scored` labelled
+    /// rows (hour of day, the model's score, label) instead of the rows the strata were
+    /// fitted on: a longer stretch of history holds more of each hour's rare positives
+    /// (a few days hold ~100 fraud labels an hour, a noisy offset). Rows with a missing
+    /// score or no hour are skipped; an offset short of [`MIN_CALIBRATION_LABELS`] of
+    /// either class is `None`.
+    pub fn calibrate(
+        &mut self,
+        scored: impl IntoIterator<Item = (Option<usize>, f64, bool)>,
+        decision_threshold: f64,
+    ) {
+        let mut hour_scored: Vec<Vec<(f64, bool)>> = vec![Vec::new(); HOURS];
+        for (hour, score, label) in scored {
+            if let (Some(hour), false) = (hour.filter(|&h| h < HOURS), score.is_nan()) {
+                hour_scored[hour].push((score, label));
+            }
+        }
+        for (stratum, scored) in self.hours.iter_mut().zip(&hour_scored) {
+            stratum.logit_offset = logit_offset(scored);
+            let (declined, approved): (Vec<_>, Vec<_>) = scored
+                .iter()
+                .copied()
+                .partition(|(score, _)| *score >= decision_threshold);
+            stratum.decision_offsets = Some(DecisionOffsets {
+                approved: logit_offset(&approved),
+                declined: logit_offset(&declined),
+            });
+        }
+        self.decision_threshold = Some(decision_threshold);
     }
 }
 
@@ -210,12 +269,14 @@ impl SeasonBuilder {
                     scores: scores
                         .map(|_| stratum_column(scores_h, missing_scores, ColumnKind::Numeric, sample_size)),
                     logit_offset: logit_offset(&hour_scored[hour]),
+                    decision_offsets: None,
                 },
             )
             .collect();
         Seasons {
             column: self.name,
             hours,
+            decision_threshold: None,
         }
     }
 }

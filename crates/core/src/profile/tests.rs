@@ -543,6 +543,98 @@ fn each_hour_recalibrates_the_scores_to_its_own_label_rate() {
 }
 
 #[test]
+fn calibrating_on_other_rows_replaces_every_hours_offset() {
+    let params = ProfileParams {
+        season_column: Some("hour".into()),
+        ..ProfileParams::default()
+    };
+    // Fitted on hour 2 at 30% positives and hour 14 at 10%, both scored 0.1.
+    let mut data = Vec::new();
+    let mut labels = Vec::new();
+    for (hour, positives) in [(2.0, 60), (14.0, 20)] {
+        for i in 0..200 {
+            data.extend([f64::from(i), hour]);
+            labels.push(i < positives);
+        }
+    }
+    let scores = vec![0.1; labels.len()];
+    let p = ReferenceProfile::fit_row_major(
+        &names(&["x", "hour"]),
+        &[ColumnKind::Numeric, ColumnKind::Numeric],
+        &data,
+        Some(&labels),
+        Some(&scores),
+        &params,
+    )
+    .unwrap();
+    let mut seasons = p.seasons.unwrap();
+    assert!(seasons.hour(14).unwrap().logit_offset.unwrap().abs() < 1e-9);
+    // Over a longer history hour 14 runs at 20% and hour 2 has too few negatives; rows
+    // without an hour or a score are skipped.
+    let history = (0..400)
+        .map(|i| (Some(14), 0.1, i < 80))
+        .chain((0..100).map(|i| (Some(2), 0.1, i >= 10)))
+        .chain([
+            (None, 0.1, true),
+            (Some(14), f64::NAN, true),
+            (Some(24), 0.1, true),
+        ]);
+    seasons.calibrate(history, 0.5);
+    let fourteen = seasons.hour(14).unwrap().logit_offset.unwrap();
+    assert!((recalibrate(0.1, fourteen) - 0.2).abs() < 1e-9, "{fourteen}");
+    assert_eq!(seasons.hour(2).unwrap().logit_offset, None, "10 negatives");
+    assert_eq!(seasons.hour(9).unwrap().logit_offset, None, "no rows");
+    assert_eq!(seasons.decision_threshold, Some(0.5));
+}
+
+#[test]
+fn calibrating_by_decision_gives_each_decision_its_own_positives() {
+    let params = ProfileParams {
+        season_column: Some("hour".into()),
+        ..ProfileParams::default()
+    };
+    let data: Vec<f64> = (0..100).flat_map(|i| [f64::from(i), 3.0]).collect();
+    let p = ReferenceProfile::fit_row_major(
+        &names(&["x", "hour"]),
+        &[ColumnKind::Numeric, ColumnKind::Numeric],
+        &data,
+        None,
+        None,
+        &params,
+    )
+    .unwrap();
+    let mut seasons = p.seasons.unwrap();
+    // Hour 3: 900 approved at 0.02 of which 90 are positive (10%), 100 declined at 0.9 of
+    // which 60 are positive (60%); 15 approved at hour 4, too few for any offset.
+    let history = (0..900)
+        .map(|i| (Some(3), 0.02, i < 90))
+        .chain((0..100).map(|i| (Some(3), 0.9, i < 60)))
+        .chain((0..15).map(|i| (Some(4), 0.02, i < 5)));
+    seasons.calibrate(history, 0.5);
+    let three = seasons.hour(3).unwrap().decision_offsets.unwrap();
+    assert!((recalibrate(0.02, three.approved.unwrap()) - 0.1).abs() < 1e-9);
+    assert!((recalibrate(0.9, three.declined.unwrap()) - 0.6).abs() < 1e-9);
+    // The expected errors, positives among the approved and negatives among the
+    // declined, add up to the hour's 90 + 40 errors; one offset for the hour does not.
+    let by_decision = 900.0 * recalibrate(0.02, three.approved.unwrap())
+        + 100.0 * (1.0 - recalibrate(0.9, three.declined.unwrap()));
+    assert!((by_decision - 130.0).abs() < 1e-6, "{by_decision}");
+    let hour = seasons.hour(3).unwrap().logit_offset.unwrap();
+    let by_hour = 900.0 * recalibrate(0.02, hour) + 100.0 * (1.0 - recalibrate(0.9, hour));
+    assert!((by_hour - 130.0).abs() > 10.0, "{by_hour}");
+    assert_eq!(
+        seasons.hour(4).unwrap().decision_offsets,
+        Some(DecisionOffsets {
+            approved: None,
+            declined: None
+        })
+    );
+
+    let json = serde_json::to_string(&seasons).unwrap();
+    assert_eq!(serde_json::from_str::<Seasons>(&json).unwrap(), seasons);
+}
+
+#[test]
 fn an_unknown_season_column_is_refused_by_name() {
     let params = ProfileParams {
         season_column: Some("hour".into()),

@@ -20,8 +20,9 @@
 //! with river's parameters; DDM, whose binomial deviation assumes one error rate, takes
 //! the deviation the expectations imply ([`Ddm::update_excess`]). Where the model's
 //! scores miss the daily cycle (a logistic model cannot bend its hour-of-day term into a
-//! night peak), [`HourlyCalibration`] recalibrates them per hour to the reference
-//! period's label rates first, so the expectation follows the clock the errors follow.
+//! night peak), [`HourlyCalibration`] recalibrates them per hour and per decision to
+//! the reference period's label rates first, so the expectation follows the clock the
+//! errors follow.
 
 mod adwin;
 mod ddm;
@@ -206,33 +207,52 @@ pub fn expected_error(score: f64, declined: bool) -> f64 {
 }
 
 /// Per hour of day, the log-odds offset that recalibrates a model's scores to its
-/// reference period's label rate ([`HourStratum::logit_offset`]), for
-/// [`expected_error`]s that follow the daily cycle. Empty (no change to any score) for a
-/// profile without hour strata or labels, and for hours with too few labels.
+/// reference period's label rate ([`HourStratum::logit_offset`]), and where measured
+/// one per decision ([`HourStratum::decision_offsets`]), for [`expected_error`]s that
+/// follow the daily cycle. Empty (no change to any score) for a profile without hour
+/// strata or labels, and for hours with too few labels.
 ///
 /// [`HourStratum::logit_offset`]: driftline_core::profile::HourStratum::logit_offset
+/// [`HourStratum::decision_offsets`]: driftline_core::profile::HourStratum::decision_offsets
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct HourlyCalibration {
-    offsets: [Option<f64>; HOURS],
+    /// Per hour: the hour's offset, and its approved and declined offsets.
+    offsets: [HourOffsets; HOURS],
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct HourOffsets {
+    hour: Option<f64>,
+    approved: Option<f64>,
+    declined: Option<f64>,
 }
 
 impl HourlyCalibration {
     /// The calibration `profile` measured.
     pub fn of(profile: &ReferenceProfile) -> Self {
-        let mut offsets = [None; HOURS];
+        let mut offsets = [HourOffsets::default(); HOURS];
         if let Some(seasons) = &profile.seasons {
             for (slot, hour) in offsets.iter_mut().zip(&seasons.hours) {
-                *slot = hour.logit_offset;
+                let by_decision = hour.decision_offsets;
+                *slot = HourOffsets {
+                    hour: hour.logit_offset,
+                    approved: by_decision.and_then(|d| d.approved),
+                    declined: by_decision.and_then(|d| d.declined),
+                };
             }
         }
         HourlyCalibration { offsets }
     }
 
     /// The probability that a prediction made at `hour` (UTC, 0..=23; anything else is
-    /// left uncalibrated) with `score` is wrong: [`expected_error`] of the recalibrated
-    /// score.
+    /// left uncalibrated) with `score` is wrong: [`expected_error`] of the score
+    /// recalibrated by its decision's offset in that hour, or else the hour's.
     pub fn expected_error(&self, score: f64, declined: bool, hour: usize) -> f64 {
-        let score = match self.offsets.get(hour).copied().flatten() {
+        let offset = self.offsets.get(hour).and_then(|o| {
+            let by_decision = if declined { o.declined } else { o.approved };
+            by_decision.or(o.hour)
+        });
+        let score = match offset {
             Some(offset) if score.is_finite() => recalibrate(score, offset),
             _ => score,
         };

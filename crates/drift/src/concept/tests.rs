@@ -365,3 +365,47 @@ fn scores_recalibrated_per_hour_keep_a_clock_blind_model_from_crying_drift_every
         );
     }
 }
+
+/// Hour 3: approvals scored 0.02 are wrong 10% of the time, declines scored 0.9 wrong 40%
+/// of the time; the hour's one offset cannot give both, its decisions' offsets do.
+#[test]
+fn each_decision_expects_its_own_errors_where_the_profile_measured_them() {
+    use driftline_core::profile::{ColumnKind, ProfileParams, ReferenceProfile};
+    let params = ProfileParams {
+        season_column: Some("hour".into()),
+        ..ProfileParams::default()
+    };
+    let (mut hours, mut labels, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+    for (score, rows, positives) in [(0.02, 900, 90), (0.9, 100, 60)] {
+        for i in 0..rows {
+            hours.push(3.0);
+            labels.push(i < positives);
+            scores.push(score);
+        }
+    }
+    let mut profile = ReferenceProfile::fit_row_major(
+        &["hour".to_string()],
+        &[ColumnKind::Numeric],
+        &hours,
+        Some(&labels),
+        Some(&scores),
+        &params,
+    )
+    .unwrap();
+    let by_hour = HourlyCalibration::of(&profile);
+    let approved_by_hour = by_hour.expected_error(0.02, false, 3);
+    assert!((0.04..0.07).contains(&approved_by_hour), "{approved_by_hour}");
+
+    let seasons = profile.seasons.as_mut().unwrap();
+    let history = hours
+        .iter()
+        .zip(&scores)
+        .zip(&labels)
+        .map(|((&h, &s), &l)| (driftline_core::profile::hour_of(h), s, l));
+    seasons.calibrate(history, 0.5);
+    let by_decision = HourlyCalibration::of(&profile);
+    assert!((by_decision.expected_error(0.02, false, 3) - 0.1).abs() < 1e-9);
+    assert!((by_decision.expected_error(0.9, true, 3) - 0.4).abs() < 1e-9);
+    // Hours without any offset keep the bare score.
+    assert_eq!(by_decision.expected_error(0.02, false, 5), 0.02);
+}

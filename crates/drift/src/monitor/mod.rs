@@ -25,7 +25,7 @@
 //! events repeat that user's state, so a per-user 24 h maximum takes the same value on
 //! all of them and a single fraud burst moves the window's upper tail. When the profile
 //! carries the reference's window spread ([`measure_window_spread`], measured on
-//! held-out windows of the training rows when the model is fitted), a distance must also
+//! held-out windows of the training window's latest events when the model is fitted), a distance must also
 //! reach that column's noise floor (mean + [`NOISE_SDS`] standard deviations of drift-free windows).
 //! This was chosen over two alternatives. Requiring drift over consecutive evaluations
 //! does not help: the windows overlap, and a cluster of dependent rows stays in the
@@ -54,7 +54,7 @@ pub use snapshot::{
     ColumnHistogram, ColumnSnapshot, ColumnVerdict, DataQuality, DatasetVerdict, MonitorSnapshot,
     MonitorStatus, SeasonSnapshot,
 };
-pub use spread::{BLOCKS, NOISE_SDS, ReferenceRows, measure_window_spread, noise_floor};
+pub use spread::{BLOCKS, NOISE_SDS, ReferenceRows, SPREAD_ROWS, measure_window_spread, noise_floor};
 
 use crate::selection::DriftConfig;
 use column::ColumnModel;

@@ -3,6 +3,7 @@
 //! concept-drift scenario really breaks a model trained before its onset.
 
 use driftline_core::config::{Config, Settings};
+use driftline_drift::monitor::{BLOCKS, MonitorConfig};
 use driftline_features::compute::FeatureEngine;
 use driftline_features::ingest::Ingestor;
 use driftline_features::offline::ParquetOfflineStore;
@@ -15,12 +16,22 @@ use driftline_models::metrics::roc_auc;
 use driftline_models::model::Model;
 use driftline_stream::generator::{GeneratedEvent, Generator, GeneratorConfig, Scenario};
 use driftline_stream::log::{FsyncPolicy, LogConfig, LogReader, LogWriter};
-use driftline_training::rows::{LabelledRows, collect};
+use driftline_training::config::TrainingConfig;
+use driftline_training::pipeline::fit_candidate;
+use driftline_training::rows::{LabelledRows, RecentRows, collect};
 
 const EVENTS: u64 = 60_000;
 
-/// Generates, ingests and replays a stream; returns its labelled rows in event-time order.
-fn rows(scenario: Scenario) -> LabelledRows {
+/// A generated stream, ingested into a temporary directory's offline store.
+struct History {
+    _dir: tempfile::TempDir,
+    engine: FeatureEngine,
+    offline: ParquetOfflineStore,
+    config: Config,
+}
+
+/// Generates and ingests a stream of [`EVENTS`] events.
+fn history(scenario: Scenario) -> History {
     let dir = tempfile::tempdir().unwrap();
     let paths = DataPaths::new(dir.path());
     let mut settings = Settings::default();
@@ -57,9 +68,25 @@ fn rows(scenario: Scenario) -> LabelledRows {
     ingestor
         .run(&mut LogReader::open(&paths.log()).unwrap(), false, &mut |_| {})
         .unwrap();
-    let engine = FeatureEngine::from_config(&config);
-    let offline = ParquetOfflineStore::new(paths.offline(), config.contract.clone());
-    let (rows, summary) = collect(&offline, &engine, TrainingWindow::default(), &mut |_| {}).unwrap();
+    History {
+        _dir: dir,
+        engine: FeatureEngine::from_config(&config),
+        offline: ParquetOfflineStore::new(paths.offline(), config.contract.clone()),
+        config,
+    }
+}
+
+/// Generates, ingests and replays a stream; returns its labelled rows in event-time order.
+fn rows(scenario: Scenario) -> LabelledRows {
+    let history = history(scenario);
+    let (rows, summary) = collect(
+        &history.offline,
+        &history.engine,
+        TrainingWindow::default(),
+        &mut RecentRows::none(),
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(summary.rows, EVENTS, "every generated event has a row");
     rows
 }
@@ -109,5 +136,39 @@ fn concept_drift_breaks_a_model_trained_before_the_onset() {
     assert!(
         before - after > 0.1,
         "AUC before {before}, after the onset {after}"
+    );
+}
+
+/// The drift monitor's noise floor and the hourly score calibration come from the
+/// training window's latest events, not only the rows trained on: a model fitted on the
+/// latest 2,000 labelled events (too few for a 1,000-row window in each of 8 blocks, and
+/// a handful of fraud labels an hour) still gets both, measured over the whole
+/// 60,000-event stream.
+#[test]
+fn noise_floor_and_calibration_are_measured_over_the_latest_events_not_the_rows_trained_on() {
+    let history = history(Scenario::None);
+    let settings = &history.config.settings;
+    let mut training = TrainingConfig::from_settings(&settings.model, &settings.gates).unwrap();
+    training.last_events = Some(2_000);
+    training.monitor = MonitorConfig {
+        window: 1_000,
+        min_window: 500,
+        ..MonitorConfig::default()
+    };
+    let candidate = fit_candidate(&training, &history.offline, &history.engine, &mut |_| {}).unwrap();
+    assert_eq!(candidate.card.data.labelled, 2_000);
+    assert_eq!(candidate.lineage.events, EVENTS);
+    let spread = candidate
+        .bundle
+        .profile
+        .window_spread
+        .expect("a floor measured over the recent events");
+    assert_eq!(spread.window, 1_000);
+    // Blocks of 7,500 events hold about a dozen windows each; 1,600 training rows hold none.
+    assert!(spread.windows >= 4 * BLOCKS, "{} windows", spread.windows);
+    assert!(
+        spread.columns.contains_key("transaction_amount"),
+        "{:?}",
+        spread.columns.keys()
     );
 }
