@@ -245,7 +245,7 @@ fn json_round_trips_with_labels_and_scores() {
     assert_eq!(s.sample, vec![0.1, 0.7, 0.9]);
 
     let json = serde_json::to_string_pretty(&p).unwrap();
-    assert!(json.contains("\"format_version\": 4"));
+    assert!(json.contains(&format!("\"format_version\": {FORMAT_VERSION}")));
     let back: ReferenceProfile = serde_json::from_str(&json).unwrap();
     assert_eq!(back, p);
 }
