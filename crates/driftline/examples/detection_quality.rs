@@ -39,7 +39,7 @@ use driftline_features::state::{AsOf, EntityState, EventKey};
 use driftline_models::estimator::FittedModel;
 use driftline_models::metrics::Metrics;
 use driftline_models::model::Model;
-use driftline_serve::monitor::{RECENT, RecentErrors};
+use driftline_serve::monitor::{RECENT, RecentErrors, harmful};
 use driftline_stream::generator::{GeneratedEvent, Generator, GeneratorConfig, Scenario};
 use driftline_training::config::TrainingConfig;
 use driftline_training::pipeline::{
@@ -397,10 +397,8 @@ struct Live {
     calibration: HourlyCalibration,
     /// Drifts reported by each detector: the labelled index of the latest one.
     votes: [Option<u64>; 3],
-    /// The same, counting only drifts the retrainer takes as votes: with the error rate
-    /// of the latest [`RECENT`] labelled predictions at least
-    /// `1 + concept_min_error_increase` times the larger of the holdout's and the one
-    /// expected of them.
+    /// The same, counting only harmful drifts (`driftline_serve::monitor::harmful`), the
+    /// retrainer's votes and `DriftlineConceptDrift`'s.
     retrain_votes: [Option<u64>; 3],
     /// The latest [`RECENT`] errors and expected errors.
     recent: RecentErrors,
@@ -555,9 +553,13 @@ impl Live {
         let expected = self.calibration.expected_error(score, declined, hour);
         self.recent.push(error, expected);
         let recent_error_rate = self.recent.rate();
-        // As `Retrainer::observe_concept_drift` sets its bar.
-        let vote_floor = self.holdout_error_rate.max(self.recent.expected_rate())
-            * (1.0 + RetrainSettings::default().concept_min_error_increase);
+        // As serve's `ConceptWatch` judges a drift for the retrainer and the alert.
+        let harmful = harmful(
+            recent_error_rate,
+            self.recent.expected_rate(),
+            Some(self.holdout_error_rate),
+            RetrainSettings::default().concept_min_error_increase,
+        );
         let news = if self.raw_errors {
             self.concept.update(error)
         } else {
@@ -592,7 +594,7 @@ impl Live {
                 // The retrainer consumes the votes when it fires.
                 self.votes = [None; 3];
             }
-            if recent_error_rate >= vote_floor {
+            if harmful {
                 self.retrain_votes[slot] = Some(labelled);
                 let agreeing = self
                     .retrain_votes

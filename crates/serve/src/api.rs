@@ -842,27 +842,12 @@ pub(crate) fn join_labels(state: &AppState, labels: &[LabelUpdate]) -> Vec<Label
     let (joined, unmatched) = state.feedback.lock().expect("feedback lock").join(labels);
     state.metrics.observe_labels_joined(joined.len() as u64);
     let drifts = state.concept.observe(&joined);
-    if let (false, Some(retrainer)) = (drifts.is_empty(), state.retrainer.get()) {
-        let holdout = state.champion.load().as_deref().and_then(holdout_error_rate);
+    if let Some(retrainer) = state.retrainer.get() {
         for drift in drifts {
-            retrainer.observe_concept_drift(
-                drift.detector,
-                drift.error_rate,
-                drift.expected_error_rate,
-                holdout,
-            );
+            retrainer.observe_concept_drift(drift.detector, drift.error_rate, drift.harmful);
         }
     }
     unmatched
-}
-
-/// The share of wrong decisions on a model's holdout, from its card.
-fn holdout_error_rate(model: &crate::state::LoadedModel) -> Option<f64> {
-    let confusion = &model.version.card["holdout"]["confusion"];
-    let count = |key: &str| confusion[key].as_f64();
-    let wrong = count("fp")? + count("fn")?;
-    let total = wrong + count("tp")? + count("tn")?;
-    (total > 0.0).then(|| wrong / total)
 }
 
 /// The records of an ingest body: the `events`/`labels` array, or the body as one record.

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use driftline_core::config::RetrainSettings;
 use driftline_core::profile::ReferenceProfile;
 use driftline_drift::concept::{
     ConceptMonitor, ConceptSnapshot, DetectorKind, DetectorState, HourlyCalibration,
@@ -38,15 +39,46 @@ use crate::state::AppState;
 /// The concept-drift detectors of the serving champion.
 pub struct ConceptWatch {
     monitor: Mutex<ConceptMonitor>,
-    /// The watched champion's hourly score calibration, from its profile.
-    calibration: Mutex<HourlyCalibration>,
+    /// What the watched champion expects of its errors.
+    baseline: Mutex<ErrorBaseline>,
     /// The latest [`RECENT`] errors, for the error rate a drift is reported with.
     recent: Mutex<RecentErrors>,
+    /// `retrain.concept_min_error_increase`: how far above its baseline the champion's
+    /// recent errors must be for a drift to be harmful (see [`harmful`]).
+    min_error_increase: f64,
     /// The champion version the detectors are watching.
     version: AtomicU64,
-    /// Per detector (ADWIN, Page-Hinkley, DDM): warnings and drifts since the server started.
+    /// Per detector (ADWIN, Page-Hinkley, DDM): warnings, drifts and harmful drifts since
+    /// the server started.
     warnings: [AtomicU64; 3],
     drifts: [AtomicU64; 3],
+    harmful_drifts: [AtomicU64; 3],
+}
+
+/// The watched champion's own account of its errors.
+#[derive(Debug, Clone, Copy, Default)]
+struct ErrorBaseline {
+    /// Its hourly score calibration, from its profile.
+    calibration: HourlyCalibration,
+    /// The share of wrong decisions on its holdout, from its card.
+    holdout_error_rate: Option<f64>,
+}
+
+/// Whether a detector's drift is harm, not just change: the error rate of the latest
+/// [`RECENT`] labelled predictions is at least `1 + min_error_increase` times the larger
+/// of the champion's holdout error rate and the rate it expected of those predictions
+/// (scores recalibrated for their hour and decision). Detectors also fire when errors
+/// fall or swing with the clock, and at night, when fraud and so errors run at several
+/// times the day's, a burst of one fraud ring's missed events is the night's normal;
+/// none of these calls for a new model or a person.
+pub fn harmful(
+    error_rate: f64,
+    expected_error_rate: f64,
+    holdout_error_rate: Option<f64>,
+    min_error_increase: f64,
+) -> bool {
+    let baseline = holdout_error_rate.unwrap_or(0.0).max(expected_error_rate);
+    error_rate >= baseline * (1.0 + min_error_increase)
 }
 
 /// Labelled predictions the reported error rate covers.
@@ -97,25 +129,35 @@ pub struct ConceptDrift {
     /// The error rate the champion expected of those predictions (its scores,
     /// recalibrated for their hour and decision).
     pub expected_error_rate: f64,
+    /// Whether the errors are far enough above the champion's baseline to matter
+    /// ([`harmful`]): only such drifts are retraining votes and alerts.
+    pub harmful: bool,
 }
 
 impl Default for ConceptWatch {
     fn default() -> Self {
-        ConceptWatch {
-            monitor: Mutex::new(ConceptMonitor::default()),
-            calibration: Mutex::default(),
-            recent: Mutex::default(),
-            version: AtomicU64::new(0),
-            warnings: Default::default(),
-            drifts: Default::default(),
-        }
+        ConceptWatch::new(RetrainSettings::default().concept_min_error_increase)
     }
 }
 
 impl ConceptWatch {
+    /// Detectors judging drifts harmful at `min_error_increase` above the baseline.
+    pub fn new(min_error_increase: f64) -> Self {
+        ConceptWatch {
+            monitor: Mutex::new(ConceptMonitor::default()),
+            baseline: Mutex::default(),
+            recent: Mutex::default(),
+            min_error_increase,
+            version: AtomicU64::new(0),
+            warnings: Default::default(),
+            drifts: Default::default(),
+            harmful_drifts: Default::default(),
+        }
+    }
+
     /// Feeds the champion's newly labelled predictions; returns the drifts detected.
     pub fn observe(&self, joined: &[Joined]) -> Vec<ConceptDrift> {
-        let calibration = *self.calibration.lock().expect("calibration lock");
+        let baseline = *self.baseline.lock().expect("error baseline lock");
         let mut monitor = self.monitor.lock().expect("concept monitor lock");
         let mut recent = self.recent.lock().expect("recent errors lock");
         let mut drifts = Vec::new();
@@ -124,7 +166,9 @@ impl ConceptWatch {
             .filter(|j| j.prediction.variant == Variant::Baseline)
         {
             let p = &j.prediction;
-            let expected = calibration.expected_error(p.score, p.decline, usize::from(p.hour));
+            let expected = baseline
+                .calibration
+                .expected_error(p.score, p.decline, usize::from(p.hour));
             recent.push(j.error(), expected);
             for event in monitor.update_expected(j.error(), expected) {
                 let i = DetectorKind::ALL
@@ -139,17 +183,29 @@ impl ConceptWatch {
                     }
                     DetectorState::Drift => {
                         self.drifts[i].fetch_add(1, Ordering::Relaxed);
-                        let error_rate = recent.rate();
+                        let (error_rate, expected_error_rate) = (recent.rate(), recent.expected_rate());
+                        let harmful = harmful(
+                            error_rate,
+                            expected_error_rate,
+                            baseline.holdout_error_rate,
+                            self.min_error_increase,
+                        );
+                        if harmful {
+                            self.harmful_drifts[i].fetch_add(1, Ordering::Relaxed);
+                        }
                         tracing::warn!(
                             detector = name,
                             index = event.index,
                             error_rate,
+                            expected_error_rate,
+                            harmful,
                             "concept drift detected"
                         );
                         drifts.push(ConceptDrift {
                             detector: name,
                             error_rate,
-                            expected_error_rate: recent.expected_rate(),
+                            expected_error_rate,
+                            harmful,
                         });
                     }
                     DetectorState::Stable => {}
@@ -159,11 +215,14 @@ impl ConceptWatch {
         drifts
     }
 
-    /// Starts afresh for a new champion `version` with reference `profile` (no-op when it
-    /// is the one watched).
-    pub fn watch(&self, version: u32, profile: &ReferenceProfile) {
+    /// Starts afresh for a new champion `version` with reference `profile` and the error
+    /// rate of its holdout (no-op when it is the one watched).
+    pub fn watch(&self, version: u32, profile: &ReferenceProfile, holdout_error_rate: Option<f64>) {
         if self.version.swap(u64::from(version), Ordering::Relaxed) != u64::from(version) {
-            *self.calibration.lock().expect("calibration lock") = HourlyCalibration::of(profile);
+            *self.baseline.lock().expect("error baseline lock") = ErrorBaseline {
+                calibration: HourlyCalibration::of(profile),
+                holdout_error_rate,
+            };
             *self.monitor.lock().expect("concept monitor lock") = ConceptMonitor::default();
             *self.recent.lock().expect("recent errors lock") = RecentErrors::default();
         }
@@ -203,6 +262,11 @@ impl ConceptWatch {
                 "driftline_concept_drifts_total",
                 "Concept drifts detected since the server started.",
                 &self.drifts,
+            ),
+            (
+                "driftline_concept_harmful_drifts_total",
+                "Concept drifts detected while the champion's latest 500 labelled predictions erred at (1 + retrain.concept_min_error_increase) times the larger of its holdout error rate and the rate it expected of them, since the server started.",
+                &self.harmful_drifts,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -462,6 +526,20 @@ mod tests {
     }
 
     #[test]
+    fn a_drift_is_harmful_only_well_above_both_the_holdout_and_the_expectation() {
+        // The champion's holdout error rate is 4%: 7% is change, not harm; 8% is harm.
+        assert!(!harmful(0.07, 0.01, Some(0.04), 1.0));
+        assert!(harmful(0.08, 0.01, Some(0.04), 1.0));
+        // At night it expects 6% of its recent predictions: 10% is twice its 2% holdout
+        // but not twice its expectation.
+        assert!(!harmful(0.10, 0.06, Some(0.02), 1.0));
+        assert!(harmful(0.13, 0.06, Some(0.02), 1.0));
+        // Without a card the expectation alone sets the bar; the increase is configurable.
+        assert!(harmful(0.025, 0.01, None, 1.0));
+        assert!(!harmful(0.025, 0.01, None, 2.0));
+    }
+
+    #[test]
     fn recent_errors_keep_the_latest_predictions_errors_and_expectations() {
         let mut recent = RecentErrors::default();
         assert_eq!((recent.rate(), recent.expected_rate()), (0.0, 0.0));
@@ -487,17 +565,17 @@ mod tests {
         let night = (0..3_000).map(|i| joined_at(Variant::Baseline, i % 5 < 2, (i / 500) as u8));
         let night: Vec<Joined> = day.chain(night).collect();
         let seen_before = ConceptWatch::default();
-        seen_before.watch(1, &profile(400));
+        seen_before.watch(1, &profile(400), None);
         assert!(seen_before.observe(&night).is_empty());
         let news = ConceptWatch::default();
-        news.watch(1, &profile(20));
+        news.watch(1, &profile(20), None);
         assert!(!news.observe(&night).is_empty());
     }
 
     #[test]
     fn a_jump_in_the_champions_errors_is_detected_and_the_canary_is_ignored() {
         let watch = ConceptWatch::default();
-        watch.watch(1, &profile(20));
+        watch.watch(1, &profile(20), Some(0.02));
         // 2,000 labelled predictions at a 2% error rate, then errors every other time.
         let calm: Vec<Joined> = (0..2_000)
             .map(|i| joined(Variant::Baseline, i % 50 == 0))
@@ -518,13 +596,21 @@ mod tests {
             drifts.iter().all(|d| d.error_rate > 0.03),
             "above the calm 2%: {drifts:?}"
         );
+        assert!(
+            drifts.iter().any(|d| d.harmful),
+            "well above twice the 2% holdout: {drifts:?}"
+        );
         let mut text = String::new();
         watch.render(&mut text);
         assert!(
             text.contains("driftline_concept_drifts_total{detector=\"adwin\"}"),
             "{text}"
         );
-        watch.watch(2, &profile(20));
+        assert!(
+            text.contains("driftline_concept_harmful_drifts_total{detector=\"adwin\"}"),
+            "{text}"
+        );
+        watch.watch(2, &profile(20), Some(0.02));
         assert_eq!(
             watch.snapshot().observations,
             0,

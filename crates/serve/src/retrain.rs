@@ -253,27 +253,14 @@ impl Retrainer {
         signals.data_drift_share = share;
     }
 
-    /// A concept-drift detector fired on the champion's errors: counted as a vote when
-    /// `error_rate` (recent) is enough above the champion's baseline: the larger of
-    /// `holdout_error_rate` (its card) and `expected_error_rate`, the errors it expected
-    /// of the same recent predictions (scores recalibrated for their hour and decision).
-    /// The expectation raises the bar at night, when fraud and so errors are several
-    /// times the day's, and a burst of one fraud ring's missed events is the night's
-    /// normal, not a changed world.
-    pub fn observe_concept_drift(
-        &self,
-        detector: &str,
-        error_rate: f64,
-        expected_error_rate: f64,
-        holdout_error_rate: Option<f64>,
-    ) {
-        let baseline = holdout_error_rate.unwrap_or(0.0).max(expected_error_rate);
-        let floor = baseline * (1.0 + self.settings.concept_min_error_increase);
-        if error_rate < floor {
+    /// A concept-drift detector fired on the champion's errors: counted as a vote only
+    /// when it is `harmful` (`crate::monitor::harmful`: the recent errors well above both
+    /// the champion's holdout rate and what it expected of those predictions).
+    pub fn observe_concept_drift(&self, detector: &str, error_rate: f64, harmful: bool) {
+        if !harmful {
             tracing::info!(
                 detector,
                 error_rate,
-                floor,
                 "concept change without more errors than the champion's holdout or expectation: \
                  not a retraining vote"
             );
@@ -643,27 +630,13 @@ mod tests {
     }
 
     #[test]
-    fn a_concept_change_without_more_errors_than_the_holdout_is_not_a_vote() {
+    fn a_concept_change_that_is_not_harmful_is_not_a_vote() {
         let retrainer = Retrainer::new(RetrainSettings::default());
-        // The champion's holdout error rate is 4%: 7% is change, not harm; 8% is harm.
-        retrainer.observe_concept_drift("adwin", 0.07, 0.01, Some(0.04));
-        retrainer.observe_concept_drift("ddm", 0.07, 0.01, Some(0.04));
+        retrainer.observe_concept_drift("adwin", 0.07, false);
+        retrainer.observe_concept_drift("ddm", 0.07, false);
         assert_eq!(retrainer.next_trigger(), None);
-        retrainer.observe_concept_drift("adwin", 0.08, 0.01, Some(0.04));
-        retrainer.observe_concept_drift("ddm", 0.081, 0.01, None);
-        assert_eq!(retrainer.next_trigger().map(|t| t.kind()), Some("concept_drift"));
-    }
-
-    #[test]
-    fn a_concept_change_without_more_errors_than_expected_is_not_a_vote() {
-        let retrainer = Retrainer::new(RetrainSettings::default());
-        // At night the champion expects 6% errors of its recent predictions: 10% is
-        // twice its 2% holdout but not twice its expectation.
-        retrainer.observe_concept_drift("adwin", 0.10, 0.06, Some(0.02));
-        retrainer.observe_concept_drift("ddm", 0.10, 0.06, Some(0.02));
-        assert_eq!(retrainer.next_trigger(), None);
-        retrainer.observe_concept_drift("adwin", 0.13, 0.06, Some(0.02));
-        retrainer.observe_concept_drift("ddm", 0.125, 0.06, None);
+        retrainer.observe_concept_drift("adwin", 0.08, true);
+        retrainer.observe_concept_drift("ddm", 0.081, true);
         assert_eq!(retrainer.next_trigger().map(|t| t.kind()), Some("concept_drift"));
     }
 

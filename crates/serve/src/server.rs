@@ -28,7 +28,7 @@ use crate::api::app;
 use crate::controller;
 use crate::ingest::LogSink;
 use crate::models::{Control, reload, watch_registry};
-use crate::monitor::{self, DataWatch};
+use crate::monitor::{self, ConceptWatch, DataWatch};
 use crate::retrain::{self, Retrainer};
 use crate::shadow::Shadow;
 use crate::state::{AppState, OnlineState};
@@ -106,6 +106,7 @@ pub async fn start(config: Config) -> Result<Arc<AppState>, ServeError> {
     state.shadow_enabled = config.settings.serve.shadow_enabled;
     state.rollout_plan = config.settings.serve.rollout.clone();
     state.data_drift = DataWatch::new(MonitorConfig::from_settings(&config.settings.drift));
+    state.concept = ConceptWatch::new(config.settings.retrain.concept_min_error_increase);
     state.model_settings = config.settings.model.clone();
     state.gate_settings = config.settings.gates.clone();
     state

@@ -57,6 +57,17 @@ pub struct LoadedModel {
     pub bundle: ModelBundle,
 }
 
+impl LoadedModel {
+    /// The share of wrong decisions on its holdout, from its card.
+    pub fn holdout_error_rate(&self) -> Option<f64> {
+        let confusion = &self.version.card["holdout"]["confusion"];
+        let count = |key: &str| confusion[key].as_f64();
+        let wrong = count("fp")? + count("fn")?;
+        let total = wrong + count("tp")? + count("tn")?;
+        (total > 0.0).then(|| wrong / total)
+    }
+}
+
 /// Shared state of the HTTP handlers.
 pub struct AppState {
     /// The event contract requests are validated against.
@@ -221,7 +232,8 @@ impl AppState {
                 .reset_recent(Variant::Baseline);
         }
         // Both start afresh only for a version they are not already watching.
-        self.concept.watch(incoming, &model.bundle.profile);
+        self.concept
+            .watch(incoming, &model.bundle.profile, model.holdout_error_rate());
         self.data_drift.watch(incoming, &model.bundle.profile);
         previous
     }
