@@ -485,6 +485,23 @@ fn a_season_column_splits_rows_and_scores_by_hour() {
     assert_eq!(p.format_version, FORMAT_VERSION);
 }
 
+/// A profile of (x, hour) rows split by the hour column.
+fn hourly_profile(data: &[f64], labels: Option<&[bool]>, scores: Option<&[f64]>) -> ReferenceProfile {
+    let params = ProfileParams {
+        season_column: Some("hour".into()),
+        ..ProfileParams::default()
+    };
+    ReferenceProfile::fit_row_major(
+        &names(&["x", "hour"]),
+        &[ColumnKind::Numeric, ColumnKind::Numeric],
+        data,
+        labels,
+        scores,
+        &params,
+    )
+    .unwrap()
+}
+
 #[test]
 fn each_hour_recalibrates_the_scores_to_its_own_label_rate() {
     // Hour 2: scores say 10% but 30% are positive; hour 14: scores say 10%, 10% are.
@@ -498,19 +515,7 @@ fn each_hour_recalibrates_the_scores_to_its_own_label_rate() {
             scores.push(0.1);
         }
     }
-    let params = ProfileParams {
-        season_column: Some("hour".into()),
-        ..ProfileParams::default()
-    };
-    let p = ReferenceProfile::fit_row_major(
-        &names(&["x", "hour"]),
-        &[ColumnKind::Numeric, ColumnKind::Numeric],
-        &data,
-        Some(&labels),
-        Some(&scores),
-        &params,
-    )
-    .unwrap();
+    let p = hourly_profile(&data, Some(&labels), Some(&scores));
     let seasons = p.seasons.as_ref().unwrap();
     // σ(logit(0.1) + b) = 0.3 exactly when b = logit(0.3) − logit(0.1).
     let night = seasons.hour(2).unwrap().logit_offset.unwrap();
@@ -544,10 +549,6 @@ fn each_hour_recalibrates_the_scores_to_its_own_label_rate() {
 
 #[test]
 fn calibrating_on_other_rows_replaces_every_hours_offset() {
-    let params = ProfileParams {
-        season_column: Some("hour".into()),
-        ..ProfileParams::default()
-    };
     // Fitted on hour 2 at 30% positives and hour 14 at 10%, both scored 0.1.
     let mut data = Vec::new();
     let mut labels = Vec::new();
@@ -558,16 +559,9 @@ fn calibrating_on_other_rows_replaces_every_hours_offset() {
         }
     }
     let scores = vec![0.1; labels.len()];
-    let p = ReferenceProfile::fit_row_major(
-        &names(&["x", "hour"]),
-        &[ColumnKind::Numeric, ColumnKind::Numeric],
-        &data,
-        Some(&labels),
-        Some(&scores),
-        &params,
-    )
-    .unwrap();
-    let mut seasons = p.seasons.unwrap();
+    let mut seasons = hourly_profile(&data, Some(&labels), Some(&scores))
+        .seasons
+        .unwrap();
     assert!(seasons.hour(14).unwrap().logit_offset.unwrap().abs() < 1e-9);
     // Over a longer history hour 14 runs at 20% and hour 2 has too few negatives; rows
     // without an hour or a score are skipped.
@@ -589,21 +583,8 @@ fn calibrating_on_other_rows_replaces_every_hours_offset() {
 
 #[test]
 fn calibrating_by_decision_gives_each_decision_its_own_positives() {
-    let params = ProfileParams {
-        season_column: Some("hour".into()),
-        ..ProfileParams::default()
-    };
     let data: Vec<f64> = (0..100).flat_map(|i| [f64::from(i), 3.0]).collect();
-    let p = ReferenceProfile::fit_row_major(
-        &names(&["x", "hour"]),
-        &[ColumnKind::Numeric, ColumnKind::Numeric],
-        &data,
-        None,
-        None,
-        &params,
-    )
-    .unwrap();
-    let mut seasons = p.seasons.unwrap();
+    let mut seasons = hourly_profile(&data, None, None).seasons.unwrap();
     // Hour 3: 900 approved at 0.02 of which 90 are positive (10%), 100 declined at 0.9 of
     // which 60 are positive (60%); 15 approved at hour 4, too few for any offset.
     let history = (0..900)

@@ -306,7 +306,6 @@ fn clock_blind_errors(calibration: &HourlyCalibration) -> Vec<(DetectorKind, u64
 /// The reference period of [`clock_blind_errors`]: two days of its predictions with
 /// their labels, profiled by hour.
 fn clock_blind_profile() -> driftline_core::profile::ReferenceProfile {
-    use driftline_core::profile::{ColumnKind, ProfileParams, ReferenceProfile};
     let mut rng = Uniform(3);
     let (mut hours, mut labels) = (Vec::new(), Vec::new());
     for i in 0..2 * 24 * 2_000 {
@@ -316,6 +315,12 @@ fn clock_blind_profile() -> driftline_core::profile::ReferenceProfile {
         labels.push(rng.next() < rate);
     }
     let scores = vec![0.025; hours.len()];
+    hour_profile(&hours, &labels, &scores)
+}
+
+/// A profile of one hour-of-day column with labels and scores, split by the hour.
+fn hour_profile(hours: &[f64], labels: &[bool], scores: &[f64]) -> driftline_core::profile::ReferenceProfile {
+    use driftline_core::profile::{ColumnKind, ProfileParams, ReferenceProfile};
     let params = ProfileParams {
         season_column: Some("hour".into()),
         ..ProfileParams::default()
@@ -323,9 +328,9 @@ fn clock_blind_profile() -> driftline_core::profile::ReferenceProfile {
     ReferenceProfile::fit_row_major(
         &["hour".to_string()],
         &[ColumnKind::Numeric],
-        &hours,
-        Some(&labels),
-        Some(&scores),
+        hours,
+        Some(labels),
+        Some(scores),
         &params,
     )
     .unwrap()
@@ -370,11 +375,6 @@ fn scores_recalibrated_per_hour_keep_a_clock_blind_model_from_crying_drift_every
 /// of the time; the hour's one offset cannot give both, its decisions' offsets do.
 #[test]
 fn each_decision_expects_its_own_errors_where_the_profile_measured_them() {
-    use driftline_core::profile::{ColumnKind, ProfileParams, ReferenceProfile};
-    let params = ProfileParams {
-        season_column: Some("hour".into()),
-        ..ProfileParams::default()
-    };
     let (mut hours, mut labels, mut scores) = (Vec::new(), Vec::new(), Vec::new());
     for (score, rows, positives) in [(0.02, 900, 90), (0.9, 100, 60)] {
         for i in 0..rows {
@@ -383,15 +383,7 @@ fn each_decision_expects_its_own_errors_where_the_profile_measured_them() {
             scores.push(score);
         }
     }
-    let mut profile = ReferenceProfile::fit_row_major(
-        &["hour".to_string()],
-        &[ColumnKind::Numeric],
-        &hours,
-        Some(&labels),
-        Some(&scores),
-        &params,
-    )
-    .unwrap();
+    let mut profile = hour_profile(&hours, &labels, &scores);
     let by_hour = HourlyCalibration::of(&profile);
     let approved_by_hour = by_hour.expected_error(0.02, false, 3);
     assert!((0.04..0.07).contains(&approved_by_hour), "{approved_by_hour}");
