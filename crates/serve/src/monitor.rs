@@ -126,9 +126,6 @@ pub struct ConceptDrift {
     pub detector: &'static str,
     /// The champion's error rate over its latest [`RECENT`] labelled predictions.
     pub error_rate: f64,
-    /// The error rate the champion expected of those predictions (its scores,
-    /// recalibrated for their hour and decision).
-    pub expected_error_rate: f64,
     /// Whether the errors are far enough above the champion's baseline to matter
     /// ([`harmful`]): only such drifts are retraining votes and alerts.
     pub harmful: bool,
@@ -204,7 +201,6 @@ impl ConceptWatch {
                         drifts.push(ConceptDrift {
                             detector: name,
                             error_rate,
-                            expected_error_rate,
                             harmful,
                         });
                     }

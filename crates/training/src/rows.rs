@@ -4,9 +4,10 @@
 //! a time split is a cut and "the most recent N events" a truncation; the stratified
 //! split shuffles indices with a seeded ChaCha generator and sorts each side back into
 //! time order, so the same data and seed give the same split on every machine.
-//! [`RecentRows`] keeps the feature vectors of the latest events of the replay, labelled
-//! or not, in a fixed ring: the drift monitor's noise floor is measured on them, over a
-//! longer stretch of the window than the rows trained on.
+//! [`RecentRows`] keeps the feature vectors and labels of the latest events of the
+//! replay, labelled or not, in a fixed ring: the drift monitor's noise floor and the
+//! hourly score calibration are measured on them, over a longer stretch of the window
+//! than the rows trained on.
 
 use driftline_core::config::SplitKind;
 use driftline_core::features::FeatureSpec;
