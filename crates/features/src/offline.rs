@@ -79,6 +79,12 @@ pub trait OfflineStore: Send + Sync {
     /// Removes anything appended from offsets at or after `offset` (uncommitted work).
     fn discard_from(&self, offset: u64) -> Result<(), OfflineError>;
 
+    /// Whether it keeps one row per event id, ignoring an event appended again (so ingest
+    /// may offer it an event it cannot tell was stored: see `Ingestor`'s duplicates).
+    fn keyed_by_event_id(&self) -> bool {
+        false
+    }
+
     /// Calls `visit` with the events whose time is in `[from, to)`, in ascending
     /// event-time order, one day at a time, with delayed labels joined by `event_id`
     /// (a delayed label overrides the one the event carried).

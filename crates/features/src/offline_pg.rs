@@ -476,6 +476,11 @@ impl OfflineStore for PostgresOfflineStore {
         })
     }
 
+    /// `event_id` is the primary key and appends skip ids already stored.
+    fn keyed_by_event_id(&self) -> bool {
+        true
+    }
+
     fn discard_from(&self, offset: u64) -> Result<(), OfflineError> {
         let inner = self.inner.clone();
         on_runtime(
@@ -517,7 +522,7 @@ impl OfflineStore for PostgresOfflineStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::str::FromStr;
 
     use driftline_core::config::Config;
@@ -528,13 +533,13 @@ mod tests {
 
     /// A database of its own, dropped at the end; `None` (skip) without a server unless
     /// `DRIFTLINE_REQUIRE_BACKENDS=1`, as under .ci/run.
-    struct TestDatabase {
+    pub(crate) struct TestDatabase {
         admin: PgConnectOptions,
-        settings: PostgresSettings,
+        pub(crate) settings: PostgresSettings,
     }
 
     impl TestDatabase {
-        fn create() -> Option<Self> {
+        pub(crate) fn create() -> Option<Self> {
             let Ok(url) = std::env::var("DRIFTLINE_TEST_POSTGRES_URL") else {
                 assert!(
                     std::env::var("DRIFTLINE_REQUIRE_BACKENDS").as_deref() != Ok("1"),
@@ -563,7 +568,7 @@ mod tests {
             Some(Self { admin, settings })
         }
 
-        fn open(&self, source: &str) -> PostgresOfflineStore {
+        pub(crate) fn open(&self, source: &str) -> PostgresOfflineStore {
             PostgresOfflineStore::open(&self.settings, Config::fraud_default().contract, source).unwrap()
         }
     }

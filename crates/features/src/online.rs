@@ -85,8 +85,10 @@ pub trait SharedOnlineStore: Send + Sync {
     /// absent, or last written by this writer).
     fn foreign_states(&self, entities: &[&str]) -> Result<Vec<Option<EntityState>>, StoreError>;
 
-    /// Stores the current states of `entities` as `local` holds them.
-    fn publish(&self, entities: &[&str], local: &EmbeddedOnlineStore) -> Result<(), StoreError>;
+    /// Stores the current states of `entities` as `local` holds them, except where the
+    /// shared store holds a later version of one (another writer got further); returns how
+    /// many it refused for that reason.
+    fn publish(&self, entities: &[&str], local: &EmbeddedOnlineStore) -> Result<usize, StoreError>;
 
     /// Where it is, for messages.
     fn describe(&self) -> String;

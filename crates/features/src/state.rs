@@ -7,6 +7,11 @@
 //! point-in-time correctness and train/serve equality hold by construction, lets
 //! out-of-order events within the allowed lateness slot into place, and bounds memory
 //! by the retention span and a per-entity event cap.
+//!
+//! A state also counts the events ever inserted into it ([`EntityState::applied`]): its
+//! version. Applying is deterministic and every worker applies an entity's events in the
+//! order of its Kafka partition, so of two states of one entity the one with more events
+//! applied is the later one; the shared store keeps the later one (see [`crate::redis`]).
 
 use driftline_core::event::{Event, FieldValue};
 use driftline_core::features::FeatureSpec;
@@ -75,6 +80,8 @@ pub struct EntityState {
     width: usize,
     /// The latest event time ever applied (evicted or not).
     watermark: i64,
+    /// Events ever inserted (evicted or not): the state's version.
+    applied: u64,
 }
 
 impl EntityState {
@@ -113,6 +120,11 @@ impl EntityState {
         (self.watermark != i64::MIN).then_some(Timestamp(self.watermark))
     }
 
+    /// Events ever inserted into this state, evicted or not: its version (module header).
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
     pub fn latest_key(&self) -> Option<EventKey> {
         self.keys().last().copied()
     }
@@ -145,6 +157,7 @@ impl EntityState {
         }
         self.insert_at(at, key, &event.values);
         self.watermark = self.watermark.max(key.ts);
+        self.applied += 1;
         self.evict(spec);
         Applied::Inserted
     }
@@ -183,9 +196,11 @@ impl EntityState {
         }
     }
 
-    /// Appends the binary form: a version byte, watermark, width, count, keys, values.
+    /// Appends the binary form: a format byte, events applied, watermark, width, count,
+    /// keys, values.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(STATE_FORMAT);
+        out.extend_from_slice(&self.applied.to_le_bytes());
         out.extend_from_slice(&self.watermark.to_le_bytes());
         out.extend_from_slice(&(self.width as u32).to_le_bytes());
         out.extend_from_slice(&(self.len() as u32).to_le_bytes());
@@ -199,12 +214,16 @@ impl EntityState {
     }
 
     /// Reads the form written by [`EntityState::encode`], returning the bytes consumed.
+    /// Format 1 (before states counted their events) reads with its live events as the
+    /// count: a lower bound, so a later state never looks older than it.
     pub fn decode(bytes: &[u8]) -> Result<(Self, usize), String> {
         let mut r = ByteReader { bytes, at: 0 };
         let format = r.take::<1>()?[0];
-        if format != STATE_FORMAT {
-            return Err(format!("unknown entity state format {format}"));
-        }
+        let applied = match format {
+            STATE_FORMAT => Some(u64::from_le_bytes(r.take()?)),
+            FORMAT_WITHOUT_COUNT => None,
+            _ => return Err(format!("unknown entity state format {format}")),
+        };
         let watermark = i64::from_le_bytes(r.take()?);
         let width = u32::from_le_bytes(r.take()?) as usize;
         let len = u32::from_le_bytes(r.take()?) as usize;
@@ -222,6 +241,7 @@ impl EntityState {
             return Err("entity state events are out of order".into());
         }
         let state = Self {
+            applied: applied.unwrap_or(keys.len() as u64),
             keys,
             values,
             head: 0,
@@ -232,7 +252,9 @@ impl EntityState {
     }
 }
 
-const STATE_FORMAT: u8 = 1;
+const STATE_FORMAT: u8 = 2;
+/// The format before [`EntityState::applied`] existed; still read (snapshots, Redis).
+const FORMAT_WITHOUT_COUNT: u8 = 1;
 
 struct ByteReader<'a> {
     bytes: &'a [u8],
@@ -333,6 +355,39 @@ mod tests {
         assert_eq!(used, bytes.len());
         assert_eq!(decoded.keys(), state.keys());
         assert_eq!(decoded.watermark, state.watermark);
+        assert_eq!(decoded.applied(), 100);
         assert!(EntityState::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn the_count_of_applied_events_outlives_eviction_and_ignores_refusals() {
+        let mut spec = Config::fraud_default().features;
+        spec.max_events_per_entity = 10;
+        let mut state = EntityState::new(3);
+        for i in 0..30 {
+            state.apply(&event(&format!("id-{i:08}"), 1000 + i, 1.0), &spec);
+        }
+        state.apply(&event("id-00000029", 1029, 1.0), &spec);
+        state.apply(&event("late-0000000", 1, 1.0), &spec);
+        assert_eq!((state.len(), state.applied()), (10, 30));
+    }
+
+    #[test]
+    fn format_1_reads_with_its_live_events_as_the_count() {
+        let spec = Config::fraud_default().features;
+        let mut state = EntityState::new(3);
+        for i in 0..5 {
+            state.apply(&event(&format!("id-{i:08}"), i, 2.0), &spec);
+        }
+        let mut bytes = Vec::new();
+        state.encode(&mut bytes);
+        // Format 1 is format 2 without the count after the format byte.
+        let mut old = vec![FORMAT_WITHOUT_COUNT];
+        old.extend_from_slice(&bytes[9..]);
+        let (decoded, used) = EntityState::decode(&old).unwrap();
+        assert_eq!(used, old.len());
+        let mut again = Vec::new();
+        decoded.encode(&mut again);
+        assert_eq!(again, bytes, "the same state, counted 5");
     }
 }

@@ -12,7 +12,9 @@
 //! read-only mode: latest snapshot, then replay of the log tail. With `[online_store]
 //! backend = "redis"` the ingest process also publishes every entity a batch changed to
 //! Redis before the next batch (so before the checkpoint that commits Kafka offsets), and
-//! checks entities another worker may have written against it (see [`crate::redis`]).
+//! checks entities another worker may have written against it (see [`crate::redis`]); a
+//! duplicate refused by a state adopted that way is still offered to a history keyed by
+//! event id (PostgreSQL), as the worker that applied it may have died before committing it.
 //! Each batch read is an `ingest_batch` span and each checkpoint an `ingest_checkpoint`
 //! span.
 
@@ -455,6 +457,9 @@ impl Ingestor {
                             event.event_id, event.ts
                         ));
                         self.dead_letter(offset, received, "duplicate", &why, record.payload)?;
+                        if self.mode == Mode::Commit && self.history_may_lack(&event) {
+                            self.pending_events.push(HistoryEvent { offset, event });
+                        }
                     }
                     Applied::Late { watermark } => {
                         self.stats.late += 1;
@@ -471,6 +476,17 @@ impl Ingestor {
             }
         }
         Ok(())
+    }
+
+    /// Whether a duplicate may be missing from history: the state that holds it was adopted
+    /// from another worker, which applied it but may never commit it (killed before its
+    /// checkpoint, and perhaps never back). Offered again only to a history keyed by event
+    /// id, which keeps the first copy; elsewhere it would be a second row.
+    fn history_may_lack(&self, event: &Event) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|shared| shared.adopted_in_epoch(&event.entity))
+            && self.offline.keyed_by_event_id()
     }
 
     /// Applies a batch's events to state; with a shared store, first adopts what other
@@ -502,7 +518,13 @@ impl Ingestor {
                 .collect();
             changed.sort_unstable();
             changed.dedup();
-            shared.store.publish(&changed, &self.store)?;
+            let refused = shared.store.publish(&changed, &self.store)?;
+            if refused > 0 {
+                tracing::debug!(
+                    refused,
+                    "the shared store holds later states of some entities (another worker got further); not overwritten"
+                );
+            }
         }
         Ok(applied)
     }
@@ -590,6 +612,8 @@ struct SharedState {
     store: Box<dyn SharedOnlineStore>,
     /// xxh3 of the entities verified since the epoch began.
     verified: HashSet<u64>,
+    /// xxh3 of the entities whose state was adopted from another writer in this epoch.
+    adopted: HashSet<u64>,
     epoch: u64,
 }
 
@@ -598,8 +622,14 @@ impl SharedState {
         Self {
             store,
             verified: HashSet::new(),
+            adopted: HashSet::new(),
             epoch: 0,
         }
+    }
+
+    fn adopted_in_epoch(&self, entity: &str) -> bool {
+        self.adopted
+            .contains(&xxhash_rust::xxh3::xxh3_64(entity.as_bytes()))
     }
 
     /// A new epoch (partitions newly assigned) makes every entity unverified again.
@@ -611,6 +641,7 @@ impl SharedState {
             );
             self.epoch = epoch;
             self.verified.clear();
+            self.adopted.clear();
         }
     }
 
@@ -638,6 +669,11 @@ impl SharedState {
         if !adopted.is_empty() {
             tracing::debug!(entities = adopted.len(), "adopted states another worker stored");
             local.put_batch(&adopted)?;
+            self.adopted.extend(
+                adopted
+                    .iter()
+                    .map(|(entity, _)| xxhash_rust::xxh3::xxh3_64(entity.as_bytes())),
+            );
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The Redis online store: one key per entity, `{key_prefix}state:{entity}`, holding the
-//! entity's state in the snapshot's binary form ([`EntityState::encode`]) behind a 9-byte
-//! header (format, writer id); reads are pipelined `MGET`s, writes pipelined `SET .. EX`
+//! entity's state in the snapshot's binary form ([`EntityState::encode`]) behind a 17-byte
+//! header (format, writer id, the state's version); reads are pipelined `MGET`s, ingest's
+//! writes one script call per batch that stores each state unless a later one is there
 //! (every write refreshes the TTL).
 //!
 //! `driftline ingest` workers write it ([`RedisOnlineStore`], synchronous, as ingest is);
@@ -14,8 +15,8 @@
 //! its last checkpoint, and must replay it onto the state *as of that checkpoint* so that
 //! the tail's events go to history and dead letters exactly as the first time; Redis may
 //! already hold the tail's effect (written before the kill), which would turn the replay
-//! into duplicates. Replaying onto the local snapshot and overwriting Redis gives, by
-//! determinism, byte-identical state in Redis and locally.
+//! into duplicates. Replaying onto the local snapshot gives, by determinism, byte-identical
+//! state in Redis and locally.
 //!
 //! What a worker must not trust locally is an entity another worker wrote since: after a
 //! Kafka rebalance moved its partition here (or back), or when this worker restarts after
@@ -26,9 +27,18 @@
 //! (the other worker moved on from it; any of our uncommitted events it already holds then
 //! come back as duplicates), one written by this worker or absent leaves the local one
 //! (ours is the same or, after a kill, the replay reproduces it). In steady state a batch
-//! therefore costs one pipelined write and no read. What this does not fence is a zombie:
-//! a worker that lost its partitions (session expired) but still writes; keys are per
-//! entity and writes whole states, so the last writer wins until the zombie notices.
+//! therefore costs one write and no read.
+//!
+//! Writes are monotonic: every value carries its state's version ([`EntityState::applied`],
+//! the events ever applied to it, which orders the states of an entity because every worker
+//! applies its events in partition order), and a write is refused, inside Redis and
+//! atomically ([`STORE_UNLESS_LATER`]), when the key holds a later version. Why: the
+//! verification above is once per epoch, so without it a restarted worker replaying its
+//! tail could overwrite what another worker stored meanwhile (it took the partition over,
+//! read the same uncommitted range and moved on), and an entity with no later event would
+//! stay stale; a zombie (a worker that lost its partitions but still writes) is fenced the
+//! same way. A refused worker's local state is behind, not wrong: it catches up as it
+//! applies the same events, and its writes land again from the version Redis holds.
 
 mod labels;
 mod reader;
@@ -48,9 +58,42 @@ use crate::online::{EmbeddedOnlineStore, OnlineStore, SharedOnlineStore, StoreEr
 use crate::state::EntityState;
 
 /// The first byte of every value: the layout of what follows.
-const VALUE_FORMAT: u8 = 1;
-/// Format byte plus the writer id.
-const HEADER_LEN: usize = 9;
+const VALUE_FORMAT: u8 = 2;
+/// Format byte, writer id and the state's version, each integer little-endian.
+const HEADER_LEN: usize = 17;
+/// The format before values carried a version: format byte and writer id. Still read;
+/// any version replaces it.
+const FORMAT_WITHOUT_VERSION: u8 = 1;
+const HEADER_WITHOUT_VERSION_LEN: usize = 9;
+
+/// Stores each value unless its key holds a later version of the entity's state (module
+/// header). `KEYS`: the state keys; `ARGV[1]`: the TTL in seconds (0: none); `ARGV[1 + i]`:
+/// the value for `KEYS[i]`. Returns how many values it refused. Versions are compared
+/// byte by byte from the most significant, as Lua 5.1 numbers cannot hold 64 bits.
+const STORE_UNLESS_LATER: &str = r"
+local function later(stored, value)
+  if string.byte(stored, 1) ~= 2 or #stored < 17 then return false end
+  for at = 17, 10, -1 do
+    local s, v = string.byte(stored, at), string.byte(value, at)
+    if s ~= v then return s > v end
+  end
+  return false
+end
+local ttl = tonumber(ARGV[1])
+local refused = 0
+for i, key in ipairs(KEYS) do
+  local value = ARGV[i + 1]
+  local stored = redis.call('GET', key)
+  if stored and later(stored, value) then
+    refused = refused + 1
+  elseif ttl > 0 then
+    redis.call('SET', key, value, 'EX', ttl)
+  else
+    redis.call('SET', key, value)
+  end
+end
+return refused
+";
 
 /// How long a synchronous writer keeps retrying a Redis that does not answer before the
 /// ingest run fails (its supervisor restarts it; replay from the checkpoint is exact).
@@ -91,25 +134,35 @@ fn backend(settings: &RedisSettings, action: &str, error: &redis::RedisError) ->
 pub fn encode_value(writer: u64, state: &EntityState, out: &mut Vec<u8>) {
     out.push(VALUE_FORMAT);
     out.extend_from_slice(&writer.to_le_bytes());
+    out.extend_from_slice(&state.applied().to_le_bytes());
     state.encode(out);
 }
 
-/// The writer id and state of a value written by [`encode_value`].
+/// The writer id and state of a value written by [`encode_value`] (or by a version
+/// without the state's version in the header).
 pub fn decode_value(bytes: &[u8]) -> Result<(u64, EntityState), String> {
-    match bytes.first() {
-        Some(&VALUE_FORMAT) if bytes.len() >= HEADER_LEN => {}
-        Some(&format) if format != VALUE_FORMAT => {
-            return Err(format!("unknown value format {format}"));
-        }
-        _ => return Err(format!("a {}-byte value is too short", bytes.len())),
+    let header = match bytes.first() {
+        Some(&VALUE_FORMAT) => HEADER_LEN,
+        Some(&FORMAT_WITHOUT_VERSION) => HEADER_WITHOUT_VERSION_LEN,
+        Some(&format) => return Err(format!("unknown value format {format}")),
+        None => return Err("the value is empty".into()),
+    };
+    if bytes.len() < header {
+        return Err(format!("a {}-byte value is too short", bytes.len()));
     }
-    let writer = u64::from_le_bytes(bytes[1..HEADER_LEN].try_into().expect("8 bytes"));
-    let (state, used) = EntityState::decode(&bytes[HEADER_LEN..])?;
-    if HEADER_LEN + used != bytes.len() {
-        return Err(format!(
-            "{} bytes after the state",
-            bytes.len() - HEADER_LEN - used
-        ));
+    let writer = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
+    let (state, used) = EntityState::decode(&bytes[header..])?;
+    if header + used != bytes.len() {
+        return Err(format!("{} bytes after the state", bytes.len() - header - used));
+    }
+    if header == HEADER_LEN {
+        let version = u64::from_le_bytes(bytes[9..HEADER_LEN].try_into().expect("8 bytes"));
+        if version != state.applied() {
+            return Err(format!(
+                "the header says version {version}, the state {}",
+                state.applied()
+            ));
+        }
     }
     Ok((writer, state))
 }
@@ -240,6 +293,28 @@ impl RedisOnlineStore {
     }
 }
 
+impl RedisOnlineStore {
+    /// Writes encoded values in one [`STORE_UNLESS_LATER`] call; returns how many it
+    /// refused because their key held a later version.
+    fn store_unless_later(&self, values: &[(String, Vec<u8>)]) -> Result<usize, StoreError> {
+        if values.is_empty() {
+            return Ok(0);
+        }
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(STORE_UNLESS_LATER).arg(values.len());
+        for (key, _) in values {
+            eval.arg(key);
+        }
+        eval.arg(self.settings.ttl_seconds);
+        for (_, value) in values {
+            eval.arg(value.as_slice());
+        }
+        let refused: u64 =
+            self.with_connection("EVAL (store unless later)", |connection| eval.query(connection))?;
+        Ok(refused as usize)
+    }
+}
+
 /// Errors of the connection rather than of the command: worth a reconnect and a retry.
 fn transient(error: &redis::RedisError) -> bool {
     error.is_io_error()
@@ -291,7 +366,7 @@ impl SharedOnlineStore for RedisOnlineStore {
             .collect()
     }
 
-    fn publish(&self, entities: &[&str], local: &EmbeddedOnlineStore) -> Result<(), StoreError> {
+    fn publish(&self, entities: &[&str], local: &EmbeddedOnlineStore) -> Result<usize, StoreError> {
         let values: Vec<(String, Vec<u8>)> = entities
             .iter()
             .filter_map(|entity| {
@@ -304,7 +379,7 @@ impl SharedOnlineStore for RedisOnlineStore {
                 })
             })
             .collect();
-        self.set_values(&values)
+        self.store_unless_later(&values)
     }
 
     fn describe(&self) -> String {

@@ -318,3 +318,178 @@ fn a_restarted_worker_replays_onto_its_checkpoint_not_onto_its_own_later_writes(
         );
     }
 }
+
+/// Lines of `users` users' events `from..to`, interleaved (every user in turn), so each
+/// batch of a few dozen touches every user.
+fn interleaved(users: usize, from: usize, to: usize) -> Vec<String> {
+    (from..to)
+        .flat_map(|i| (0..users).map(move |u| event_line(u, i)))
+        .collect()
+}
+
+/// Consumes the log of `paths` up to `stop`, checkpointing every 100 records, then drops
+/// the ingestor without a final checkpoint: a worker killed at `stop`.
+fn ingest_until_killed(config: &Config, paths: &DataPaths, stop: u64) {
+    let mut ingestor = Ingestor::open(config.clone(), paths.clone()).unwrap();
+    let mut reader = LogReader::open(&paths.log()).unwrap();
+    let mut batch = driftline_stream::log::RecordBatch::new();
+    while ingestor.next_offset() < stop {
+        reader.read_into(25, &mut batch).unwrap();
+        ingestor.process(&batch).unwrap();
+        if ingestor.next_offset().is_multiple_of(100) {
+            ingestor.checkpoint().unwrap();
+        }
+    }
+}
+
+fn small_batches(mut config: Config) -> Config {
+    config.settings.ingest.checkpoint_every = 100;
+    config.settings.ingest.batch_size = 25;
+    config
+}
+
+#[test]
+fn a_restarted_worker_replaying_its_tail_never_overwrites_what_a_worker_that_took_over_stored_since() {
+    let Some(redis) = test_redis() else { return };
+    let config = small_batches(redis_config(&redis.settings));
+    let users = 10;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        DataPaths::new(tmp.path().join("a")),
+        DataPaths::new(tmp.path().join("b")),
+    );
+    // A checkpoints at 300 and is killed at 375, having published states up to there.
+    append(&a, &interleaved(users, 0, 40));
+    ingest_until_killed(&config, &a, 375);
+    // A restarts and replays the first batch of its tail: every user is verified against
+    // Redis in this epoch (A's own writes: the local replay is kept).
+    let mut restarted = Ingestor::open(config.clone(), a.clone()).unwrap();
+    let mut reader = LogReader::open(&a.log()).unwrap();
+    reader.seek(restarted.next_offset()).unwrap();
+    let mut batch = driftline_stream::log::RecordBatch::new();
+    reader.read_into(25, &mut batch).unwrap();
+    restarted.process(&batch).unwrap();
+    // Meanwhile B took the partition over: Kafka redelivers from A's committed 300, then
+    // newer events. B adopts A's states and moves every user on.
+    append(&b, &interleaved(users, 30, 50));
+    let worker_b = ingest(&config, &b);
+    assert_eq!(
+        worker_b.stats().duplicates,
+        75,
+        "A's published tail, held by the adopted states"
+    );
+    // A goes on replaying its tail: states older than what B stored.
+    while restarted.next_offset() < 400 {
+        reader.read_into(25, &mut batch).unwrap();
+        restarted.process(&batch).unwrap();
+    }
+    assert_eq!(restarted.stats().duplicates, 0, "A re-applied its own tail");
+
+    let whole = DataPaths::new(tmp.path().join("whole"));
+    append(&whole, &interleaved(users, 0, 50));
+    let reference = ingest(&Config::fraud_default(), &whole);
+    let store = RedisOnlineStore::open(&redis.settings, 99).unwrap();
+    for u in 0..users {
+        let entity = format!("user-{u:03}");
+        let expected = reference.store().with_state(&entity, |s| s.map(bytes_of));
+        let stored = store.get(&entity).unwrap();
+        assert_eq!(stored.as_ref().map(|s| s.applied()), Some(50), "{entity}");
+        assert_eq!(stored.as_ref().map(bytes_of), expected, "{entity}");
+    }
+}
+
+#[test]
+fn values_without_a_version_are_read_and_replaced_by_any_version() {
+    let Some(redis) = test_redis() else { return };
+    let key = state_key(&redis.settings.key_prefix, "old");
+    let state = state_with(12, 5);
+    let mut old = vec![FORMAT_WITHOUT_VERSION];
+    old.extend_from_slice(&3u64.to_le_bytes());
+    old.extend_from_slice(&bytes_of(&state));
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(old.as_slice())
+        .query(&mut redis.connection())
+        .unwrap();
+    let store = RedisOnlineStore::open(&redis.settings, 1).unwrap();
+    let (writer, read) = decode_value(&old).unwrap();
+    assert_eq!((writer, bytes_of(&read)), (3, bytes_of(&state)));
+    let local = EmbeddedOnlineStore::default();
+    local.put_batch(&[("old", &state_with(2, 6))]).unwrap();
+    assert_eq!(
+        store.publish(&["old"], &local).unwrap(),
+        0,
+        "nothing to compare with"
+    );
+    assert_eq!(store.get("old").unwrap().map(|s| s.applied()), Some(2));
+}
+
+#[test]
+fn a_publish_stores_each_state_unless_the_key_holds_a_later_version() {
+    let Some(redis) = test_redis() else { return };
+    let (ours, theirs) = (
+        RedisOnlineStore::open(&redis.settings, 1).unwrap(),
+        RedisOnlineStore::open(&redis.settings, 2).unwrap(),
+    );
+    let (behind, ahead) = (EmbeddedOnlineStore::default(), EmbeddedOnlineStore::default());
+    // Versions 256 and 257 differ only above the lowest byte: compared as numbers.
+    behind
+        .put_batch(&[("x", &state_with(257, 1)), ("y", &state_with(4, 1))])
+        .unwrap();
+    ahead
+        .put_batch(&[
+            ("x", &state_with(256, 1)),
+            ("y", &state_with(9, 1)),
+            ("z", &state_with(1, 1)),
+        ])
+        .unwrap();
+    assert_eq!(theirs.publish(&["x", "y", "z"], &ahead).unwrap(), 0);
+    assert_eq!(ours.publish(&["x", "y"], &behind).unwrap(), 1, "y is behind");
+    let stored = |e: &str| ours.get(e).unwrap().map(|s| s.applied());
+    assert_eq!(
+        (stored("x"), stored("y"), stored("z")),
+        (Some(257), Some(9), Some(1))
+    );
+    assert_eq!(
+        ours.publish(&["y"], &ahead).unwrap(),
+        0,
+        "an equal version is stored"
+    );
+    assert!(ours.foreign_states(&["y"]).unwrap()[0].is_none(), "ours again");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn events_a_killed_worker_applied_but_never_committed_reach_a_shared_history_through_the_worker_that_took_over()
+ {
+    use crate::offline::OfflineStore;
+    use crate::offline_pg::tests::TestDatabase;
+    let Some(redis) = test_redis() else { return };
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let mut config = small_batches(redis_config(&redis.settings));
+    config.settings.offline_store.backend = driftline_core::config::OfflineBackend::Postgres;
+    config.settings.postgres = database.settings.clone();
+    let users = 10;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        DataPaths::new(tmp.path().join("a")),
+        DataPaths::new(tmp.path().join("b")),
+    );
+    // A commits history through 300, publishes states through 375, and never comes back.
+    append(&a, &interleaved(users, 0, 40));
+    ingest_until_killed(&config, &a, 375);
+    append(&b, &interleaved(users, 30, 50));
+    let worker_b = ingest(&config, &b);
+    assert_eq!(worker_b.stats().duplicates, 75);
+    let mut stored = 0;
+    database
+        .open("reader")
+        .scan(None, None, &mut |events| {
+            stored += events.len();
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(stored, 500, "history holds every event once");
+}
