@@ -33,7 +33,9 @@ use driftline_core::features::FeatureSpec;
 use driftline_core::profile::ReferenceProfile;
 use driftline_core::time::Timestamp;
 use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState, HourlyCalibration};
-use driftline_drift::monitor::{MonitorConfig, MonitorStatus, NOISE_SDS, SPREAD_ROWS, StreamMonitor};
+use driftline_drift::monitor::{
+    MonitorConfig, MonitorSnapshot, MonitorStatus, NOISE_SDS, SPREAD_ROWS, StreamMonitor,
+};
 use driftline_features::compute::FeatureEngine;
 use driftline_features::state::{AsOf, EntityState, EventKey};
 use driftline_models::estimator::FittedModel;
@@ -120,6 +122,13 @@ struct Args {
     /// in one run.
     #[arg(long, value_delimiter = ',')]
     sweep_sds: Vec<f64>,
+    /// Also judge the stream by rules `SINGLE/PAIR[/RUN]` (comma-separated): drift when one
+    /// column stands SINGLE standard deviations above its mean held-out distance, or two
+    /// columns PAIR, each with the p-value and configured threshold passed, in each of the
+    /// latest RUN evaluations (default 1). Read off the main monitor's distances, so every
+    /// rule costs nothing extra.
+    #[arg(long, value_delimiter = ',', value_parser = parse_rule)]
+    sweep_rules: Vec<(f64, f64, u32)>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[arg(long, default_value_t = 2_000)]
@@ -149,6 +158,8 @@ struct Outcome {
     /// Evaluations whose status was Drift, of those judged.
     drift_evaluations: u64,
     evaluations: u64,
+    /// Each judged evaluation: where, and whether its status was Drift.
+    statuses: Vec<(u64, bool)>,
     rejected: u64,
     scored: u64,
     labelled: u64,
@@ -160,6 +171,35 @@ struct Outcome {
     seconds: f64,
     /// One per `--sweep-sds` value.
     swept: Vec<SweptFloor>,
+    /// One per `--sweep-rules` rule.
+    rules: Vec<SweptRule>,
+}
+
+fn parse_rule(text: &str) -> Result<(f64, f64, u32), String> {
+    let parts: Vec<&str> = text.split('/').collect();
+    let number = |t: &str| t.trim().parse::<f64>().map_err(|e| format!("'{t}': {e}"));
+    match parts[..] {
+        [single, pair] => Ok((number(single)?, number(pair)?, 1)),
+        [single, pair, run] => Ok((
+            number(single)?,
+            number(pair)?,
+            run.trim().parse().map_err(|e| format!("'{run}': {e}"))?,
+        )),
+        _ => Err(format!("a rule is SINGLE/PAIR[/RUN], not '{text}'")),
+    }
+}
+
+/// The alarms of one `--sweep-rules` rule.
+#[derive(Debug)]
+struct SweptRule {
+    single: f64,
+    pair: f64,
+    run: u32,
+    /// Consecutive evaluations that met the rule, up to now.
+    streak: u32,
+    in_drift: bool,
+    alarms: Vec<(u64, String)>,
+    drift_evaluations: u64,
 }
 
 /// The data-drift alarms of one extra monitor of a `--sweep-sds` run.
@@ -224,6 +264,7 @@ fn report(args: &Args, name: &str, o: &Outcome) {
         o.drift_evaluations,
         o.evaluations
     );
+    report_persistence(&o.statuses, onset);
     println!(
         "concept drift (2 of 3 within {}): {} alarms ({} before onset)",
         args.vote_window,
@@ -257,6 +298,27 @@ fn report(args: &Args, name: &str, o: &Outcome) {
             swept.drift_evaluations,
             o.evaluations
         );
+    }
+    for rule in &o.rules {
+        println!(
+            "  one column at {} sd or two at {}, {} evaluation(s) running: {} data alarms ({} before onset), first after onset at {}, {}/{} evaluations in drift",
+            rule.single,
+            rule.pair,
+            rule.run,
+            rule.alarms.len(),
+            rule.alarms.iter().filter(|(a, _)| *a < onset).count(),
+            rule.alarms
+                .iter()
+                .find(|(a, _)| *a >= onset)
+                .map_or("none".to_string(), |(a, what)| format!("{} ({what})", a - onset)),
+            rule.drift_evaluations,
+            o.evaluations
+        );
+        if name == "none" {
+            for (at, what) in rule.alarms.iter().take(5) {
+                println!("    at {at}: {what}");
+            }
+        }
     }
     if name == "none" {
         println!(
@@ -293,6 +355,51 @@ fn report(args: &Args, name: &str, o: &Outcome) {
     }
 }
 
+/// How long the status stays in drift: the longest run of Drift evaluations before and
+/// after the onset, and, for spans of 10 and 30 evaluations, the largest share of a span
+/// in drift before the onset and the first evaluation after it whose trailing span is a
+/// quarter and half in drift (what an alert on the share of time in drift would see).
+fn report_persistence(statuses: &[(u64, bool)], onset: u64) {
+    let longest = |before: bool| {
+        let mut run = 0;
+        let mut longest = 0;
+        for &(_, drift) in statuses.iter().filter(|(at, _)| (*at < onset) == before) {
+            run = if drift { run + 1 } else { 0 };
+            longest = longest.max(run);
+        }
+        longest
+    };
+    println!(
+        "  longest run in drift: {} evaluations before onset, {} after",
+        longest(true),
+        longest(false)
+    );
+    for span in [10usize, 30] {
+        let mut max_before: f64 = 0.0;
+        let mut first = [None, None];
+        for end in span..=statuses.len() {
+            let window = &statuses[end - span..end];
+            let share = window.iter().filter(|(_, d)| *d).count() as f64 / span as f64;
+            let at = window[span - 1].0;
+            if at < onset {
+                max_before = max_before.max(share);
+            } else {
+                for (slot, bar) in first.iter_mut().zip([0.25, 0.5]) {
+                    if slot.is_none() && share >= bar {
+                        *slot = Some(at - onset);
+                    }
+                }
+            }
+        }
+        let show = |v: Option<u64>| v.map_or("never".to_string(), |v| v.to_string());
+        println!(
+            "  share of {span} evaluations in drift: at most {max_before:.2} before onset; after onset reaches 0.25 at {}, 0.5 at {}",
+            show(first[0]),
+            show(first[1])
+        );
+    }
+}
+
 fn run(args: &Args, name: &str) -> Result<Outcome> {
     let started = Instant::now();
     let (scenario, extra_scale) = match name {
@@ -322,7 +429,22 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
     let mut recent = RecentRows::new(width, args.spread_history);
     let mut event = GeneratedEvent::default();
     let mut json = Vec::with_capacity(256);
-    let mut out = Outcome::default();
+    let mut out = Outcome {
+        rules: args
+            .sweep_rules
+            .iter()
+            .map(|&(single, pair, run)| SweptRule {
+                single,
+                pair,
+                run,
+                streak: 0,
+                in_drift: false,
+                alarms: Vec::new(),
+                drift_evaluations: 0,
+            })
+            .collect(),
+        ..Outcome::default()
+    };
     let mut live: Option<Live> = None;
     for index in 0..reference_end + args.events {
         generator.next_into(&mut event);
@@ -407,6 +529,64 @@ struct Live {
     in_drift: bool,
     /// Feed the concept detectors raw errors instead of excess errors.
     raw_errors: bool,
+    /// Each column's held-out distances (mean, std) and the monitor's multiplier, to
+    /// read its distances as standard deviations for `--sweep-rules`.
+    spread: HashMap<String, (f64, f64)>,
+    noise_sds: f64,
+}
+
+impl Live {
+    /// How many standard deviations of its held-out distances each column's distance
+    /// stands above their mean, scaled to the window as the floor is; −∞ when its p-value
+    /// or configured threshold clears it, +∞ when it drifts with no floor to stand above.
+    fn levels(&self, snapshot: &MonitorSnapshot) -> Vec<(String, f64)> {
+        let mut levels: Vec<(String, f64)> = snapshot
+            .columns
+            .iter()
+            .chain(snapshot.score.as_ref())
+            .filter_map(|c| {
+                let v = c.drift.as_ref()?;
+                let score = v.score?;
+                let passes = v.significant && v.test.drifted(score, v.configured_threshold);
+                let level = match (passes, v.noise_floor, self.spread.get(&c.name)) {
+                    (false, _, _) => f64::NEG_INFINITY,
+                    (true, Some(floor), Some(&(mean, std))) if std > 0.0 => {
+                        let scale = floor / (mean + self.noise_sds * std);
+                        (score / scale - mean) / std
+                    }
+                    (true, _, _) if v.drifted => f64::INFINITY,
+                    (true, _, _) => f64::NEG_INFINITY,
+                };
+                Some((c.name.clone(), level))
+            })
+            .collect();
+        levels.sort_by(|a, b| b.1.total_cmp(&a.1));
+        levels
+    }
+
+    fn judge_rules(&self, snapshot: &MonitorSnapshot, at: u64, out: &mut Outcome) {
+        if out.rules.is_empty() {
+            return;
+        }
+        let levels = self.levels(snapshot);
+        let level = |i: usize| levels.get(i).map_or(f64::NEG_INFINITY, |l| l.1);
+        for rule in &mut out.rules {
+            let met = level(0) >= rule.single || level(1) >= rule.pair;
+            rule.streak = if met { rule.streak + 1 } else { 0 };
+            let drift = rule.streak >= rule.run;
+            if drift && !rule.in_drift {
+                let what = levels
+                    .iter()
+                    .take(3)
+                    .map(|(name, l)| format!("{name} {l:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                rule.alarms.push((at, what));
+            }
+            rule.drift_evaluations += u64::from(drift);
+            rule.in_drift = drift;
+        }
+    }
 }
 
 /// `profile` with its noise floors `sds` standard deviations above the mean held-out
@@ -506,6 +686,12 @@ fn fit(
             drift_evaluations: 0,
         });
     }
+    let spread = profile
+        .window_spread
+        .iter()
+        .flat_map(|s| &s.columns)
+        .map(|(name, d)| (name.clone(), (d.mean, d.std)))
+        .collect();
     let profile = with_noise_sds(&profile, noise_sds);
     let monitor = StreamMonitor::new(&profile, &config)?;
     let live = Live {
@@ -524,6 +710,8 @@ fn fit(
         holdout_error_rate,
         in_drift: false,
         raw_errors: args.raw_errors,
+        spread,
+        noise_sds,
     };
     Ok((live, holdout_auc))
 }
@@ -630,6 +818,7 @@ impl Live {
             return;
         }
         out.evaluations += 1;
+        self.judge_rules(&snapshot, at, out);
         let mut quality = Vec::new();
         for column in &snapshot.columns {
             let q = &column.quality;
@@ -655,6 +844,7 @@ impl Live {
         out.in_quality_alarm = !quality.is_empty();
         let drift = snapshot.status == MonitorStatus::Drift;
         out.drift_evaluations += u64::from(drift);
+        out.statuses.push((at, drift));
         if trace || (drift && !self.in_drift) {
             let mut drifted: Vec<String> = snapshot
                 .columns
