@@ -9,6 +9,8 @@
 # Needs: a release build in $CARGO_TARGET_DIR (cargo build --release --workspace --bins
 # --examples), a Kafka-API broker (.ci/services/kafka.sh starts tansu; or set
 # BROKERS=host:port), Redis at REDIS_HOST:REDIS_PORT (default 127.0.0.1:6379).
+# CONTROL_DRIFTLINE=path: also run the Redis ingest with that binary in every round (an
+# earlier build, say), beside this one's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -42,9 +44,9 @@ redis_cpu() { # CPU seconds redis-server has used so far (0 when it is not local
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$pid/stat"
 }
 
-redis_sets() { # SET commands the Redis server has run so far
+redis_calls() { # how often the Redis server has run command $1 so far
     redis-cli -h "$redis_host" -p "$redis_port" INFO commandstats \
-        | awk -F'[:=,]' '/^cmdstat_set:/ { print $3 }'
+        | awk -F'[:=,]' -v c="cmdstat_$1" '$1 == c { n = $3 } END { print n + 0 }'
 }
 
 measure() { # label, command...: prints wall seconds, events/s and CPU seconds
@@ -59,6 +61,23 @@ measure() { # label, command...: prints wall seconds, events/s and CPU seconds
         'BEGIN { printf "%-28s %7.2f s  %9.0f events/s  CPU %5.2f s\n", l, w, n / w, u + s }'
 }
 
+redis_run() { # label, binary, run name: one Redis ingest, with redis-server's CPU and calls
+    local label=$1 binary=$2 run=$3
+    printf '[kafka]\ngroup = "redis-%s-%s"\n\n[online_store]\nbackend = "redis"\n\n[redis]\nhost = "%s"\nport = %s\nkey_prefix = "bench-%s-%s:"\n' \
+        "$run" "$$" "$redis_host" "$redis_port" "$$" "$run" >redis.toml
+    local before sets evals
+    before=$(redis_cpu)
+    sets=$(redis_calls set)
+    evals=$(redis_calls eval)
+    REDPANDA_BROKERS=$BROKERS EVENT_TOPIC=$topic measure "$label" \
+        "$binary" --config redis.toml --data-dir "redis-$run" ingest --from kafka
+    awk -v a="$before" -v b="$(redis_cpu)" 'BEGIN { printf "%-28s CPU %5.2f s (redis-server)\n", "", b - a }'
+    echo "                             $(($(redis_calls set) - sets)) SETs in $(($(redis_calls eval) - evals)) EVALs"
+    redis-cli -h "$redis_host" -p "$redis_port" --scan --pattern "bench-$$-$run:*" \
+        | xargs -r -n 1000 redis-cli -h "$redis_host" -p "$redis_port" DEL >/dev/null
+    rm -rf "redis-$run"
+}
+
 echo "load: $(uptime)"
 for round in $(seq 1 "$rounds"); do
     echo "round $round"
@@ -66,16 +85,10 @@ for round in $(seq 1 "$rounds"); do
     printf '[kafka]\ngroup = "embedded-%s-%s"\n' "$round" "$$" >embedded.toml
     REDPANDA_BROKERS=$BROKERS EVENT_TOPIC=$topic measure "ingest (embedded store)" \
         "$driftline" --config embedded.toml --data-dir "embedded-$round" ingest --from kafka
-    printf '[kafka]\ngroup = "redis-%s-%s"\n\n[online_store]\nbackend = "redis"\n\n[redis]\nhost = "%s"\nport = %s\nkey_prefix = "bench-%s-%s:"\n' \
-        "$round" "$$" "$redis_host" "$redis_port" "$$" "$round" >redis.toml
-    before=$(redis_cpu)
-    sets=$(redis_sets)
-    REDPANDA_BROKERS=$BROKERS EVENT_TOPIC=$topic measure "ingest (Redis store)" \
-        "$driftline" --config redis.toml --data-dir "redis-$round" ingest --from kafka
-    awk -v a="$before" -v b="$(redis_cpu)" 'BEGIN { printf "%-28s CPU %5.2f s (redis-server)\n", "", b - a }'
-    echo "                             $(($(redis_sets) - sets)) SETs"
-    redis-cli -h "$redis_host" -p "$redis_port" --scan --pattern "bench-$$-$round:*" \
-        | xargs -r -n 1000 redis-cli -h "$redis_host" -p "$redis_port" DEL >/dev/null
-    rm -rf "embedded-$round" "redis-$round"
+    redis_run "ingest (Redis store)" "$driftline" "$round"
+    if [ -n "${CONTROL_DRIFTLINE:-}" ]; then
+        redis_run "ingest (Redis, control bin)" "$CONTROL_DRIFTLINE" "$round-control"
+    fi
+    rm -rf "embedded-$round"
 done
 echo "load: $(uptime)"
