@@ -342,6 +342,20 @@ fn ingest_until_killed(config: &Config, paths: &DataPaths, stop: u64) {
     }
 }
 
+/// The data directories of workers A and B under `root`, after A consumed the first 40
+/// events of each of `users` users, checkpointing at 300 and killed at 375 (having
+/// published states through 375).
+fn two_workers_a_killed_at_375(
+    config: &Config,
+    root: &std::path::Path,
+    users: usize,
+) -> (DataPaths, DataPaths) {
+    let (a, b) = (DataPaths::new(root.join("a")), DataPaths::new(root.join("b")));
+    append(&a, &interleaved(users, 0, 40));
+    ingest_until_killed(config, &a, 375);
+    (a, b)
+}
+
 fn small_batches(mut config: Config) -> Config {
     config.settings.ingest.checkpoint_every = 100;
     config.settings.ingest.batch_size = 25;
@@ -354,13 +368,7 @@ fn a_restarted_worker_replaying_its_tail_never_overwrites_what_a_worker_that_too
     let config = small_batches(redis_config(&redis.settings));
     let users = 10;
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (
-        DataPaths::new(tmp.path().join("a")),
-        DataPaths::new(tmp.path().join("b")),
-    );
-    // A checkpoints at 300 and is killed at 375, having published states up to there.
-    append(&a, &interleaved(users, 0, 40));
-    ingest_until_killed(&config, &a, 375);
+    let (a, b) = two_workers_a_killed_at_375(&config, tmp.path(), users);
     // A restarts and replays the first batch of its tail: every user is verified against
     // Redis in this epoch (A's own writes: the local replay is kept).
     let mut restarted = Ingestor::open(config.clone(), a.clone()).unwrap();
@@ -473,13 +481,8 @@ fn events_a_killed_worker_applied_but_never_committed_reach_a_shared_history_thr
     config.settings.postgres = database.settings.clone();
     let users = 10;
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (
-        DataPaths::new(tmp.path().join("a")),
-        DataPaths::new(tmp.path().join("b")),
-    );
     // A commits history through 300, publishes states through 375, and never comes back.
-    append(&a, &interleaved(users, 0, 40));
-    ingest_until_killed(&config, &a, 375);
+    let (_, b) = two_workers_a_killed_at_375(&config, tmp.path(), users);
     append(&b, &interleaved(users, 30, 50));
     let worker_b = ingest(&config, &b);
     assert_eq!(worker_b.stats().duplicates, 75);
