@@ -796,8 +796,8 @@ pub struct RetrainSettings {
     /// Whether the automatic triggers are armed at all.
     pub enabled: bool,
     /// Retrain when the live monitor's status is `drift` (a feature or the score drifts
-    /// against the champion's reference) in this many consecutive evaluations (0 = never
-    /// on data drift).
+    /// against the champion's reference) in this many consecutive evaluations, once they
+    /// span a whole window of new predictions (0 = never on data drift).
     pub data_drift_windows: u32,
     /// Retrain when concept-drift detectors (ADWIN, Page-Hinkley, DDM) on the champion's
     /// labelled errors report drift.

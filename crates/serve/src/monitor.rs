@@ -457,7 +457,12 @@ pub async fn run_evaluations(state: Arc<AppState>, interval: Duration) {
         };
         let drift = snapshot.status == MonitorStatus::Drift;
         if let (Some(dataset), Some(retrainer)) = (&snapshot.dataset, state.retrainer.get()) {
-            retrainer.observe_data_drift(drift, dataset.share);
+            retrainer.observe_data_drift(
+                drift,
+                dataset.share,
+                snapshot.observed_total,
+                snapshot.window as u64,
+            );
         }
         match (drifting, drift) {
             (false, true) => tracing::warn!(

@@ -83,6 +83,11 @@ struct Signals {
     /// Consecutive monitor evaluations with dataset drift, and the last share.
     data_drift_streak: u32,
     data_drift_share: f64,
+    /// The monitor's `observed_total` at the streak's first evaluation, the predictions
+    /// it saw since, and its window.
+    data_drift_started: u64,
+    data_drift_predictions: u64,
+    data_drift_window: u64,
     /// Concept drifts reported and not yet acted on: when, which detector, error rate.
     concept_drifts: Vec<(Instant, String, f64)>,
     /// A manual request not yet acted on.
@@ -139,8 +144,13 @@ impl Triggers<'_> {
             return Some(trigger);
         }
         let windows = self.settings.data_drift_windows;
-        if windows > 0 && self.signals.data_drift_streak >= windows {
+        let signals = &self.signals;
+        if windows > 0
+            && signals.data_drift_streak >= windows
+            && signals.data_drift_predictions >= signals.data_drift_window
+        {
             self.signals.data_drift_streak = 0;
+            self.signals.data_drift_predictions = 0;
             return Some(Trigger::DataDrift {
                 windows,
                 share: self.signals.data_drift_share,
@@ -246,11 +256,26 @@ impl Retrainer {
 
     /// One evaluation of the live data-drift monitor: `drifted` is its status (a feature
     /// column or the score drifts against the champion's seasonal reference), `share`
-    /// the share of drifted features reported with it.
-    pub fn observe_data_drift(&self, drifted: bool, share: f64) {
+    /// the share of drifted features reported with it, `observed_total` the predictions it
+    /// has seen and `window` its window. A streak triggers once it is
+    /// `data_drift_windows` evaluations long *and* has lasted a whole window of new
+    /// predictions: at low traffic many evaluations see nearly the same window, and a
+    /// drift-free stream's blips (a cluster of one user's rows) last half a window at most
+    /// (docs/drift.md), where a real change lasts.
+    pub fn observe_data_drift(&self, drifted: bool, share: f64, observed_total: u64, window: u64) {
         let mut signals = self.signals.lock().expect("retrain signals lock");
-        signals.data_drift_streak = if drifted { signals.data_drift_streak + 1 } else { 0 };
+        if drifted {
+            if signals.data_drift_streak == 0 {
+                signals.data_drift_started = observed_total;
+            }
+            signals.data_drift_streak += 1;
+            signals.data_drift_predictions = observed_total.saturating_sub(signals.data_drift_started);
+        } else {
+            signals.data_drift_streak = 0;
+            signals.data_drift_predictions = 0;
+        }
         signals.data_drift_share = share;
+        signals.data_drift_window = window;
     }
 
     /// A concept-drift detector fired on the champion's errors: counted as a vote only
@@ -673,24 +698,47 @@ mod tests {
         assert!(t.signals.concept_drifts.is_empty());
     }
 
-    #[test]
-    fn data_drift_triggers_only_after_the_configured_streak() {
-        let settings = RetrainSettings::default();
-        let mut signals = Signals::default();
-        for _ in 0..settings.data_drift_windows - 1 {
-            signals.data_drift_streak += 1;
-            assert_eq!(triggers(&settings, &mut signals), None);
+    /// A retrainer fed `evaluations` (drifted, observed_total) of a 4,000-row window.
+    fn fed(evaluations: &[(bool, u64)]) -> Retrainer {
+        let retrainer = Retrainer::new(RetrainSettings::default());
+        for &(drifted, observed) in evaluations {
+            retrainer.observe_data_drift(drifted, 0.6, observed, 4_000);
         }
-        signals.data_drift_streak += 1;
-        signals.data_drift_share = 0.6;
-        assert_eq!(
-            triggers(&settings, &mut signals),
-            Some(Trigger::DataDrift {
-                windows: 3,
-                share: 0.6
-            })
-        );
-        assert_eq!(triggers(&settings, &mut signals), None, "the streak was consumed");
+        retrainer
+    }
+
+    fn next_trigger(retrainer: &Retrainer) -> Option<Trigger> {
+        let settings = RetrainSettings::default();
+        triggers(&settings, &mut retrainer.signals.lock().unwrap())
+    }
+
+    #[test]
+    fn data_drift_triggers_after_the_configured_streak_once_it_spans_a_window() {
+        let expected = Some(Trigger::DataDrift {
+            windows: 3,
+            share: 0.6,
+        });
+        // Two evaluations: too short a streak, however many predictions it spans.
+        assert_eq!(next_trigger(&fed(&[(true, 10_000), (true, 20_000)])), None);
+        // Many evaluations of nearly the same window (slow traffic): a blip, not yet.
+        let slow: Vec<(bool, u64)> = (0..20).map(|i| (true, 10_000 + i * 150)).collect();
+        assert_eq!(next_trigger(&fed(&slow)), None);
+        // The same streak once a whole window of new predictions has passed.
+        let retrainer = fed(&[(true, 10_000), (true, 12_000), (true, 14_000)]);
+        assert_eq!(next_trigger(&retrainer), expected);
+        assert_eq!(next_trigger(&retrainer), None, "the streak was consumed");
+        // A stable evaluation restarts the count of predictions as well.
+        let broken = fed(&[
+            (true, 10_000),
+            (true, 13_000),
+            (false, 14_000),
+            (true, 14_500),
+            (true, 16_000),
+            (true, 18_000),
+        ]);
+        assert_eq!(next_trigger(&broken), None);
+        broken.observe_data_drift(true, 0.6, 18_500, 4_000);
+        assert_eq!(next_trigger(&broken), expected);
     }
 
     #[test]
@@ -739,8 +787,10 @@ mod tests {
         let mut signals = Signals {
             data_drift_streak: 5,
             data_drift_share: 0.5,
+            data_drift_predictions: 5_000,
+            data_drift_window: 4_000,
             concept_drifts: vec![(now, "page_hinkley".into(), 0.2), (now, "adwin".into(), 0.2)],
-            manual: None,
+            ..Signals::default()
         };
         assert_eq!(triggers(&settings, &mut signals).unwrap().kind(), "concept_drift");
         assert_eq!(triggers(&settings, &mut signals).unwrap().kind(), "data_drift");
