@@ -197,7 +197,8 @@ impl EntityState {
     }
 
     /// Appends the binary form: a format byte, events applied, watermark, width, count,
-    /// keys, values.
+    /// keys, values. The Redis store's compare-and-set reads the events applied where they
+    /// are, right after the format byte (`crate::redis`): keep them there.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(STATE_FORMAT);
         out.extend_from_slice(&self.applied.to_le_bytes());

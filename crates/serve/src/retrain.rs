@@ -144,16 +144,16 @@ impl Triggers<'_> {
             return Some(trigger);
         }
         let windows = self.settings.data_drift_windows;
-        let signals = &self.signals;
+        let signals = &mut *self.signals;
         if windows > 0
             && signals.data_drift_streak >= windows
             && signals.data_drift_predictions >= signals.data_drift_window
         {
-            self.signals.data_drift_streak = 0;
-            self.signals.data_drift_predictions = 0;
+            signals.data_drift_streak = 0;
+            signals.data_drift_predictions = 0;
             return Some(Trigger::DataDrift {
                 windows,
-                share: self.signals.data_drift_share,
+                share: signals.data_drift_share,
             });
         }
         let every = self.settings.schedule_seconds;

@@ -1,6 +1,7 @@
 //! The Redis online store: one key per entity, `{key_prefix}state:{entity}`, holding the
-//! entity's state in the snapshot's binary form ([`EntityState::encode`]) behind a 17-byte
-//! header (format, writer id, the state's version); reads are pipelined `MGET`s, ingest's
+//! entity's state in the snapshot's binary form ([`EntityState::encode`], which starts with
+//! the state's version) behind a 9-byte header (format, writer id); reads are pipelined
+//! `MGET`s, ingest's
 //! writes one script call per batch that stores each state unless a later one is there
 //! (every write refreshes the TTL).
 //!
@@ -58,24 +59,23 @@ use crate::online::{EmbeddedOnlineStore, OnlineStore, SharedOnlineStore, StoreEr
 use crate::state::EntityState;
 
 /// The first byte of every value: the layout of what follows.
-const VALUE_FORMAT: u8 = 2;
-/// Format byte, writer id and the state's version, each integer little-endian.
-const HEADER_LEN: usize = 17;
-/// The format before values carried a version: format byte and writer id. Still read;
-/// any version replaces it.
-const FORMAT_WITHOUT_VERSION: u8 = 1;
-const HEADER_WITHOUT_VERSION_LEN: usize = 9;
+const VALUE_FORMAT: u8 = 1;
+/// Format byte plus the writer id.
+const HEADER_LEN: usize = 9;
 
 /// Stores each value unless its key holds a later version of the entity's state (module
 /// header). `KEYS`: the state keys; `ARGV[1]`: the TTL in seconds (0: none); `ARGV[1 + i]`:
-/// the value for `KEYS[i]`. Returns how many values it refused. Only the stored value's
-/// header is read (`GETRANGE`, empty when the key is absent): copying whole states of a
-/// few KB into Lua made Redis spend five times the CPU of plain `SET`s. Versions are
+/// the value for `KEYS[i]`. Returns how many values it refused. The version is where
+/// [`encode_value`] and [`EntityState::encode`] put it: after the 9-byte header, the
+/// state's format byte (2: the first with a version; a stored format 1 is older than any)
+/// and then the count, bytes 11-18 (Lua counts from 1). Only those first 18 bytes of the
+/// stored value are read (`GETRANGE`, empty when the key is absent): copying whole states
+/// of a few KB into Lua made Redis spend five times the CPU of plain `SET`s. Versions are
 /// compared byte by byte from the most significant, as Lua 5.1 numbers cannot hold 64 bits.
 const STORE_UNLESS_LATER: &str = r"
 local function later(stored, value)
-  if string.byte(stored, 1) ~= 2 or #stored < 17 then return false end
-  for at = 17, 10, -1 do
+  if string.byte(stored, 10) ~= 2 or #stored < 18 then return false end
+  for at = 18, 11, -1 do
     local s, v = string.byte(stored, at), string.byte(value, at)
     if s ~= v then return s > v end
   end
@@ -85,7 +85,7 @@ local ttl = tonumber(ARGV[1])
 local refused = 0
 for i, key in ipairs(KEYS) do
   local value = ARGV[i + 1]
-  local stored = redis.call('GETRANGE', key, 0, 16)
+  local stored = redis.call('GETRANGE', key, 0, 17)
   if later(stored, value) then
     refused = refused + 1
   elseif ttl > 0 then
@@ -136,35 +136,26 @@ fn backend(settings: &RedisSettings, action: &str, error: &redis::RedisError) ->
 pub fn encode_value(writer: u64, state: &EntityState, out: &mut Vec<u8>) {
     out.push(VALUE_FORMAT);
     out.extend_from_slice(&writer.to_le_bytes());
-    out.extend_from_slice(&state.applied().to_le_bytes());
     state.encode(out);
 }
 
-/// The writer id and state of a value written by [`encode_value`] (or by a version
-/// without the state's version in the header).
+/// The writer id and state of a value written by [`encode_value`] (its state in any
+/// format [`EntityState::decode`] reads).
 pub fn decode_value(bytes: &[u8]) -> Result<(u64, EntityState), String> {
-    let header = match bytes.first() {
-        Some(&VALUE_FORMAT) => HEADER_LEN,
-        Some(&FORMAT_WITHOUT_VERSION) => HEADER_WITHOUT_VERSION_LEN,
-        Some(&format) => return Err(format!("unknown value format {format}")),
-        None => return Err("the value is empty".into()),
-    };
-    if bytes.len() < header {
-        return Err(format!("a {}-byte value is too short", bytes.len()));
-    }
-    let writer = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
-    let (state, used) = EntityState::decode(&bytes[header..])?;
-    if header + used != bytes.len() {
-        return Err(format!("{} bytes after the state", bytes.len() - header - used));
-    }
-    if header == HEADER_LEN {
-        let version = u64::from_le_bytes(bytes[9..HEADER_LEN].try_into().expect("8 bytes"));
-        if version != state.applied() {
-            return Err(format!(
-                "the header says version {version}, the state {}",
-                state.applied()
-            ));
+    match bytes.first() {
+        Some(&VALUE_FORMAT) if bytes.len() >= HEADER_LEN => {}
+        Some(&format) if format != VALUE_FORMAT => {
+            return Err(format!("unknown value format {format}"));
         }
+        _ => return Err(format!("a {}-byte value is too short", bytes.len())),
+    }
+    let writer = u64::from_le_bytes(bytes[1..HEADER_LEN].try_into().expect("8 bytes"));
+    let (state, used) = EntityState::decode(&bytes[HEADER_LEN..])?;
+    if HEADER_LEN + used != bytes.len() {
+        return Err(format!(
+            "{} bytes after the state",
+            bytes.len() - HEADER_LEN - used
+        ));
     }
     Ok((writer, state))
 }
@@ -374,7 +365,7 @@ impl SharedOnlineStore for RedisOnlineStore {
             .filter_map(|entity| {
                 local.with_state(entity, |state| {
                     state.map(|state| {
-                        let mut value = Vec::with_capacity(HEADER_LEN + 24 + state.len() * 64);
+                        let mut value = Vec::with_capacity(HEADER_LEN + 25 + state.len() * 64);
                         encode_value(self.writer, state, &mut value);
                         (self.key(entity), value)
                     })
