@@ -21,6 +21,7 @@ pub use config::SqliteOptions;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -93,11 +94,7 @@ impl SqliteRegistry {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .connect_with(connect)
-            .await
-            .ctx("opening the registry database")?;
+        let pool = connect_pool(connect, options).await?;
         run_migrations(&pool).await?;
         let latest = latest_audit_id(&pool).await?;
         let changes = Arc::new(watch::Sender::new(latest));
@@ -173,6 +170,43 @@ async fn latest_audit_id(pool: &SqlitePool) -> Result<i64> {
 
 /// Applies pending [`MIGRATIONS`] in one write transaction (so concurrent openers
 /// migrate once).
+/// Connects the pool, retrying while SQLite answers "database is locked" without waiting.
+///
+/// Each connection first switches the file to WAL. Two processes doing that at once on a
+/// file still in rollback mode (three `driftline train` runs registering into a new
+/// directory) each hold the read lock the other's switch must upgrade past, and SQLite
+/// breaks that deadlock by failing one of them with `SQLITE_BUSY` at once, without
+/// calling the busy handler. So the busy timeout does not cover it: this does, retrying
+/// for as long as that timeout allows.
+async fn connect_pool(connect: SqliteConnectOptions, options: &SqliteOptions) -> Result<SqlitePool> {
+    let give_up = tokio::time::Instant::now() + options.busy_timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let attempt = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(connect.clone())
+            .await;
+        match attempt {
+            Err(e) if is_busy(&e) && tokio::time::Instant::now() + pause < give_up => {
+                tracing::debug!(error = %e, "registry database busy while connecting; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            attempt => return attempt.ctx("opening the registry database"),
+        }
+    }
+}
+
+/// Whether SQLite failed with `SQLITE_BUSY` (any of its extended codes).
+fn is_busy(error: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    let code = match error {
+        sqlx::Error::Database(e) => e.code().and_then(|c| c.parse::<i32>().ok()),
+        _ => None,
+    };
+    code.is_some_and(|c| c & 0xff == SQLITE_BUSY)
+}
+
 async fn run_migrations(pool: &SqlitePool) -> Result<()> {
     let mut tx = pool
         .begin_with("BEGIN IMMEDIATE")

@@ -120,6 +120,37 @@ async fn open_creates_directories_and_reopens_with_data_intact() {
     assert_eq!(applied, [1], "migrations apply once");
 }
 
+/// Another process writing to a registry file still in rollback mode (a second `driftline
+/// train` creating it) holds the reserved lock while this one's connection switches the
+/// file to WAL. The switch upgrades a read transaction, so SQLite answers "database is
+/// locked" at once instead of waiting its busy timeout; the open retries until it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_while_another_connection_writes_in_rollback_mode_waits_for_it() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let rollback = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Delete);
+    let mut writer = sqlx::SqliteConnection::connect_with(&rollback).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut writer).await.unwrap();
+    sqlx::query("CREATE TABLE other_writer (x INTEGER)")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+        writer
+    });
+    let opened = SqliteRegistry::open(&path, &SqliteOptions::default()).await;
+    assert!(opened.is_ok(), "{}", opened.unwrap_err());
+    release.await.unwrap().close().await.unwrap();
+    let reg = opened.unwrap();
+    suite::numbering_is_per_model_and_monotonic(&reg).await;
+}
+
 #[tokio::test]
 async fn the_database_is_in_wal_mode_with_foreign_keys() {
     let (reg, _dir) = fresh().await;
