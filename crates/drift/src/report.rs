@@ -5,7 +5,10 @@
 //! [`HISTOGRAM_BINS`] equal-width bins over the pooled range, categorical ones the
 //! [`TOP_CATEGORIES`] most frequent values plus "(other)", the same bins for reference
 //! and current, so the JSON and the HTML stay a few kilobytes per column at any row count.
-//! Columns are independent, so they are tested in parallel on scoped threads.
+//! Columns are independent, so they are tested in parallel on scoped threads. Column types
+//! follow Evidently's inference on the current data (integers of at most 10 values are
+//! categories, text of mostly distinct values is free text, skipped), so a team moving
+//! over sees the same tests; `bench/parity_vs_evidently.py` checks it on awkward files.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -108,6 +111,10 @@ pub struct ColumnSelection {
 /// A categorical column whose reference values are all distinct over at least this many
 /// rows is taken for an identifier and skipped.
 pub const ID_MIN_ROWS: usize = 50;
+
+/// Integers with at most this many distinct current values are categories, as Evidently's
+/// `infer_column_type` types an int64 column (`INTEGER_CARDINALITY_LIMIT`).
+pub const INTEGER_CATEGORY_LIMIT: usize = 10;
 
 /// One column's outcome: tested, or skipped with a reason.
 enum Outcome {
@@ -272,9 +279,21 @@ fn test_column(
             reason: reason.into(),
         }))
     };
-    let (rv, cv) = aligned(&r.values, &c.values);
-    if selection.only.is_none() && looks_like_identifier(&rv) {
-        return skip("every reference value is distinct (an identifier)");
+    let chosen_test = config.columns.get(name).and_then(|o| o.test);
+    let keep_numbers = chosen_test.is_some_and(StatTest::numeric_only);
+    let (rv, cv) = aligned(&r.values, &c.values, keep_numbers);
+    if selection.only.is_none() {
+        if looks_like_identifier(&rv) {
+            return skip("every reference value is distinct (an identifier)");
+        }
+        if chosen_test.is_none() && looks_like_free_text(&c.values) {
+            return skip(
+                "free text (more than half of the current values are distinct): Evidently's \
+                 preset judges text with a domain classifier, which driftline does not train; \
+                 name the column in --columns or give it a test in [drift.columns] to compare \
+                 its values as categories",
+            );
+        }
     }
     if rv.is_empty() || cv.is_empty() {
         return skip("no non-missing values in the reference or the current data");
@@ -301,22 +320,64 @@ fn test_column(
     }))
 }
 
-/// Both sides as the same type: categorical when either side is (borrowed when they
-/// already are the same type, so a million-row column is not copied).
+/// Both sides as the same type (borrowed when they already are, so a million-row column
+/// is not copied): categorical when either side is, or when the current side holds
+/// integers with few distinct values (Evidently types columns by the current data, and an
+/// int64 column of at most [`INTEGER_CATEGORY_LIMIT`] values is categorical there),
+/// unless `keep_numbers` (the column's configured test needs numbers).
 fn aligned<'a>(
     reference: &'a ColumnValues,
     current: &'a ColumnValues,
+    keep_numbers: bool,
 ) -> (Cow<'a, ColumnValues>, Cow<'a, ColumnValues>) {
-    match (reference, current) {
-        (ColumnValues::Numeric { .. }, ColumnValues::Numeric { .. })
-        | (ColumnValues::Categorical { .. }, ColumnValues::Categorical { .. }) => {
-            (Cow::Borrowed(reference), Cow::Borrowed(current))
+    let same_type = match (reference, current) {
+        (ColumnValues::Numeric { .. }, ColumnValues::Numeric { .. }) => {
+            keep_numbers || !few_integers(current)
         }
-        _ => (
+        (ColumnValues::Categorical { .. }, ColumnValues::Categorical { .. }) => true,
+        _ => false,
+    };
+    if same_type {
+        (Cow::Borrowed(reference), Cow::Borrowed(current))
+    } else {
+        (
             Cow::Owned(reference.clone().into_categorical()),
             Cow::Owned(current.clone().into_categorical()),
-        ),
+        )
     }
+}
+
+/// Integers as pandas reads int64 (no decimal point, no missing cell) with at most
+/// [`INTEGER_CATEGORY_LIMIT`] distinct values.
+fn few_integers(values: &ColumnValues) -> bool {
+    match values {
+        ColumnValues::Numeric {
+            sorted,
+            integer_valued: true,
+        } => {
+            let distinct = sorted.chunk_by(|a, b| a == b).count();
+            distinct <= INTEGER_CATEGORY_LIMIT
+        }
+        _ => false,
+    }
+}
+
+/// Text whose distinct values are more than half of its non-missing values, as Evidently's
+/// `infer_column_type` tells free text from categories (booleans, which pandas reads as
+/// such, are categories whatever their count).
+fn looks_like_free_text(current: &ColumnValues) -> bool {
+    match current {
+        ColumnValues::Categorical { counts } => {
+            let booleans = counts.keys().all(|k| is_boolean_literal(k));
+            !booleans && 2 * counts.len() > current.len()
+        }
+        ColumnValues::Numeric { .. } => false,
+    }
+}
+
+/// The spellings pandas' CSV reader turns into booleans.
+fn is_boolean_literal(text: &str) -> bool {
+    matches!(text, "True" | "False" | "TRUE" | "FALSE" | "true" | "false")
 }
 
 fn looks_like_identifier(reference: &ColumnValues) -> bool {

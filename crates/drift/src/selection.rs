@@ -7,7 +7,9 @@
 //! when more than 2 distinct values and the Z-test otherwise; above 1,000 reference
 //! values, numeric columns with more than 5 distinct values get the normed Wasserstein
 //! distance and everything else Jensen–Shannon. The dataset drifts when the share of
-//! drifted columns is at least `drift_share`.
+//! drifted columns is at least `drift_share`. Whether a column is numeric is decided
+//! before, as Evidently's `infer_column_type` decides it (`crate::report`'s alignment:
+//! few-valued integers are categories).
 
 use std::collections::BTreeMap;
 

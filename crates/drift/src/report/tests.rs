@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::data::Column;
+use crate::selection::ColumnOverride;
 
 fn table(name: &str, columns: Vec<(&str, ColumnValues)>) -> Table {
     let rows = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
@@ -137,4 +138,157 @@ fn html_is_self_contained_and_histograms_stay_bounded() {
     let html = report.to_html();
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"));
     assert!(html.len() < 100_000, "{} bytes", html.len());
+}
+
+fn integers(values: impl IntoIterator<Item = i32>) -> ColumnValues {
+    let mut sorted: Vec<f64> = values.into_iter().map(f64::from).collect();
+    sorted.sort_by(f64::total_cmp);
+    ColumnValues::Numeric {
+        sorted,
+        integer_valued: true,
+    }
+}
+
+fn only_column(reference: ColumnValues, current: ColumnValues, config: &DriftConfig) -> DriftReport {
+    DriftReport::build(
+        &table("ref", vec![("x", reference)]),
+        &table("cur", vec![("x", current)]),
+        &ColumnSelection::default(),
+        config,
+    )
+    .unwrap()
+}
+
+/// Evidently types a column by the current data as pandas reads it: an int64 column of at
+/// most 10 distinct values is categorical (chi-square, or Jensen–Shannon above 1,000
+/// reference rows), a float column of as few values numeric (KS).
+#[test]
+fn integers_with_at_most_ten_current_values_are_categories_as_in_evidently() {
+    let config = DriftConfig::default();
+    let tested = |reference, current| {
+        let report = only_column(reference, current, &config);
+        let c = &report.columns[0];
+        (c.column_type, c.test)
+    };
+    let categorical_chi = (ColumnType::Categorical, StatTest::ChiSquare);
+    assert_eq!(
+        tested(
+            integers((0..500).map(|i| i % 10)),
+            integers((0..500).map(|i| i % 10))
+        ),
+        categorical_chi
+    );
+    assert_eq!(
+        tested(
+            integers((0..500).map(|i| i % 11)),
+            integers((0..500).map(|i| i % 11))
+        ),
+        (ColumnType::Numeric, StatTest::Ks),
+        "eleven distinct values are numbers"
+    );
+    assert_eq!(
+        tested(
+            numeric((0..500).map(|i| f64::from(i % 7))),
+            integers((0..500).map(|i| i % 7))
+        ),
+        categorical_chi,
+        "the current side decides"
+    );
+    assert_eq!(
+        tested(
+            integers((0..500).map(|i| i % 7)),
+            numeric((0..500).map(|i| f64::from(i % 7)))
+        ),
+        (ColumnType::Numeric, StatTest::Ks),
+        "floats (pandas: a missing cell, or a decimal point) are numbers however few"
+    );
+    assert_eq!(
+        tested(
+            integers((0..1500).map(|i| i % 8)),
+            integers((0..500).map(|i| i % 8))
+        ),
+        (ColumnType::Categorical, StatTest::JensenShannon)
+    );
+    let mut ks = DriftConfig::default();
+    ks.columns.insert(
+        "x".into(),
+        ColumnOverride {
+            test: Some(StatTest::Ks),
+            threshold: None,
+        },
+    );
+    let report = only_column(
+        integers((0..500).map(|i| i % 8)),
+        integers((0..500).map(|i| i % 8)),
+        &ks,
+    );
+    assert_eq!(
+        report.columns[0].test,
+        StatTest::Ks,
+        "a configured KS keeps the numbers"
+    );
+}
+
+/// More distinct current values than half its values is free text to Evidently, which
+/// trains a classifier on it; driftline says so and skips it, unless asked for it.
+#[test]
+fn free_text_is_skipped_with_the_reason_unless_named_or_given_a_test() {
+    let words: Vec<(String, u64)> = (0..30).map(|i| (format!("word {i}"), 1 + i % 2)).collect();
+    let text = ColumnValues::Categorical {
+        counts: words.into_iter().collect(),
+    };
+    let few = categories(&[("a", 20), ("b", 20), ("c", 5)]);
+    let y = numeric((0..45).map(f64::from));
+    let report = DriftReport::build(
+        &table("ref", vec![("x", few.clone()), ("y", y.clone())]),
+        &table("cur", vec![("x", text.clone()), ("y", y)]),
+        &ColumnSelection::default(),
+        &DriftConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(report.columns.len(), 1);
+    assert_eq!(report.skipped[0].name, "x");
+    assert!(
+        report.skipped[0].reason.starts_with("free text"),
+        "{:?}",
+        report.skipped
+    );
+    assert_eq!(report.dataset.columns, 1, "a skipped column is not in the share");
+
+    let booleans = categories(&[("True", 1), ("False", 1)]);
+    let report = only_column(
+        categories(&[("True", 10), ("False", 10)]),
+        booleans,
+        &DriftConfig::default(),
+    );
+    assert_eq!(
+        report.columns.len(),
+        1,
+        "booleans are categories however few the rows"
+    );
+
+    let named = ColumnSelection {
+        only: Some(vec!["x".into()]),
+        excluded: vec![],
+    };
+    let report = DriftReport::build(
+        &table("ref", vec![("x", few.clone())]),
+        &table("cur", vec![("x", text.clone())]),
+        &named,
+        &DriftConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(report.columns[0].test, StatTest::ChiSquare);
+    let mut chosen = DriftConfig::default();
+    chosen.columns.insert(
+        "x".into(),
+        ColumnOverride {
+            test: Some(StatTest::JensenShannon),
+            threshold: None,
+        },
+    );
+    assert_eq!(
+        only_column(few, text, &chosen).columns[0].test,
+        StatTest::JensenShannon
+    );
 }
