@@ -279,18 +279,19 @@ fn test_column(
             reason: reason.into(),
         }))
     };
-    let chosen_test = config.columns.get(name).and_then(|o| o.test);
+    let configured = config.columns.get(name);
+    let chosen_test = configured.and_then(|o| o.test);
     let keep_numbers = chosen_test.is_some_and(StatTest::numeric_only);
     let (rv, cv) = aligned(&r.values, &c.values, keep_numbers);
     if selection.only.is_none() {
         if looks_like_identifier(&rv) {
             return skip("every reference value is distinct (an identifier)");
         }
-        if chosen_test.is_none() && looks_like_free_text(&c.values) {
+        if configured.is_none() && looks_like_free_text(&c.values) {
             return skip(
                 "free text (more than half of the current values are distinct): Evidently's \
                  preset judges text with a domain classifier, which driftline does not train; \
-                 name the column in --columns or give it a test in [drift.columns] to compare \
+                 name the column in --columns or configure it in [drift.columns] to compare \
                  its values as categories",
             );
         }
@@ -363,21 +364,18 @@ fn few_integers(values: &ColumnValues) -> bool {
 }
 
 /// Text whose distinct values are more than half of its non-missing values, as Evidently's
-/// `infer_column_type` tells free text from categories (booleans, which pandas reads as
-/// such, are categories whatever their count).
+/// `infer_column_type` tells free text from categories, over at least [`ID_MIN_ROWS`]
+/// values: below that a few categories are mostly distinct too (five events from five
+/// countries), and Evidently's classifier has too few words to train on (it fails on
+/// the reference stack's own sample files).
 fn looks_like_free_text(current: &ColumnValues) -> bool {
     match current {
         ColumnValues::Categorical { counts } => {
-            let booleans = counts.keys().all(|k| is_boolean_literal(k));
-            !booleans && 2 * counts.len() > current.len()
+            let values = current.len();
+            values >= ID_MIN_ROWS && 2 * counts.len() > values
         }
         ColumnValues::Numeric { .. } => false,
     }
-}
-
-/// The spellings pandas' CSV reader turns into booleans.
-fn is_boolean_literal(text: &str) -> bool {
-    matches!(text, "True" | "False" | "TRUE" | "FALSE" | "true" | "false")
 }
 
 fn looks_like_identifier(reference: &ColumnValues) -> bool {

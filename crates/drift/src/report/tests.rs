@@ -230,10 +230,11 @@ fn integers_with_at_most_ten_current_values_are_categories_as_in_evidently() {
 }
 
 /// More distinct current values than half its values is free text to Evidently, which
-/// trains a classifier on it; driftline says so and skips it, unless asked for it.
+/// trains a classifier on it; driftline says so and skips it, unless asked for it or the
+/// sample is too small to tell text from categories.
 #[test]
-fn free_text_is_skipped_with_the_reason_unless_named_or_given_a_test() {
-    let words: Vec<(String, u64)> = (0..30).map(|i| (format!("word {i}"), 1 + i % 2)).collect();
+fn free_text_is_skipped_with_the_reason_unless_named_configured_or_few() {
+    let words: Vec<(String, u64)> = (0..60).map(|i| (format!("word {i}"), 1 + i % 2)).collect();
     let text = ColumnValues::Categorical {
         counts: words.into_iter().collect(),
     };
@@ -255,16 +256,12 @@ fn free_text_is_skipped_with_the_reason_unless_named_or_given_a_test() {
     );
     assert_eq!(report.dataset.columns, 1, "a skipped column is not in the share");
 
-    let booleans = categories(&[("True", 1), ("False", 1)]);
-    let report = only_column(
-        categories(&[("True", 10), ("False", 10)]),
-        booleans,
-        &DriftConfig::default(),
-    );
+    let small = categories(&[("US", 1), ("GB", 1), ("DE", 1), ("FR", 1), ("CA", 1)]);
+    let report = only_column(few.clone(), small, &DriftConfig::default());
     assert_eq!(
-        report.columns.len(),
-        1,
-        "booleans are categories however few the rows"
+        report.columns[0].test,
+        StatTest::ChiSquare,
+        "five events from five countries are categories"
     );
 
     let named = ColumnSelection {
@@ -288,7 +285,21 @@ fn free_text_is_skipped_with_the_reason_unless_named_or_given_a_test() {
         },
     );
     assert_eq!(
-        only_column(few, text, &chosen).columns[0].test,
+        only_column(few.clone(), text.clone(), &chosen).columns[0].test,
         StatTest::JensenShannon
+    );
+    let mut threshold_only = DriftConfig::default();
+    threshold_only.columns.insert(
+        "x".into(),
+        ColumnOverride {
+            test: None,
+            threshold: Some(0.01),
+        },
+    );
+    let x = &only_column(few, text, &threshold_only).columns[0];
+    assert_eq!(
+        (x.test, x.threshold),
+        (StatTest::ChiSquare, 0.01),
+        "configured, so tested"
     );
 }
