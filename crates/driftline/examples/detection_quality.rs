@@ -34,7 +34,8 @@ use driftline_core::profile::ReferenceProfile;
 use driftline_core::time::Timestamp;
 use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState, HourlyCalibration};
 use driftline_drift::monitor::{
-    MonitorConfig, MonitorSnapshot, MonitorStatus, NOISE_SDS, SPREAD_ROWS, StreamMonitor,
+    MonitorConfig, MonitorSnapshot, MonitorStatus, NOISE_SDS, ReferenceRows, SPREAD_ROWS, StreamMonitor,
+    held_out_distances,
 };
 use driftline_features::compute::FeatureEngine;
 use driftline_features::state::{AsOf, EntityState, EventKey};
@@ -129,6 +130,18 @@ struct Args {
     /// rule costs nothing extra.
     #[arg(long, value_delimiter = ',', value_parser = parse_rule)]
     sweep_rules: Vec<(f64, f64, u32)>,
+    /// Write the held-out distances the noise floors are measured from and every
+    /// evaluation's distances to this file, as JSON lines (`{"held_out": {column:
+    /// [distance, ...]}}` first, then `{"at": event, "columns": {column: [distance,
+    /// passed, floor]}}`; `passed` is 1 when the p-value and the configured threshold
+    /// are cleared): to study the floor's tail model offline, in one run per seed.
+    #[arg(long)]
+    dump: Option<std::path::PathBuf>,
+    /// Judge each held-out block against a profile of this many consecutive rows beside
+    /// it instead of as many as the monitored profile has (training's choice); 0 judges
+    /// it against all the other blocks (session 8's floor).
+    #[arg(long)]
+    spread_profile_rows: Option<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[arg(long, default_value_t = 2_000)]
@@ -533,6 +546,8 @@ struct Live {
     /// read its distances as standard deviations for `--sweep-rules`.
     spread: HashMap<String, (f64, f64)>,
     noise_sds: f64,
+    /// `--dump`'s file.
+    dump: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl Live {
@@ -628,6 +643,15 @@ fn fit(
     let holdout_auc = holdout_metrics.roc_auc.unwrap_or(f64::NAN);
     let confusion = &holdout_metrics.confusion;
     let holdout_error_rate = (confusion.fp + confusion.fn_) as f64 / holdout_metrics.rows.max(1) as f64;
+    let profile_rows = match args.spread_profile_rows {
+        None => Some(train.labels().len()),
+        Some(0) => None,
+        Some(n) => Some(n),
+    };
+    println!(
+        "profile rows {}, held-out profiles of {profile_rows:?}",
+        train.labels().len()
+    );
     let mut config = MonitorConfig::default();
     if let Some(window) = args.window {
         config.window = window;
@@ -648,7 +672,8 @@ fn fit(
         let mut scores = vec![0.0; history.labels.len()];
         model.predict_proba(&history.rows, &mut scores)?;
         if !args.no_spread {
-            profile.window_spread = recent_window_spread(rows, history, &scores, spec, &config)?;
+            profile.window_spread =
+                recent_window_spread(rows, history, &scores, spec, &config, profile_rows)?;
         }
         if !args.calibrate_on_training_rows {
             calibrate_on_recent(
@@ -662,6 +687,18 @@ fn fit(
         profile
     };
     let noise_sds = args.noise_sds.unwrap_or(NOISE_SDS);
+    let dump = match &args.dump {
+        Some(path) => Some(start_dump(
+            path,
+            rows,
+            history,
+            &model,
+            spec,
+            &config,
+            profile_rows,
+        )?),
+        None => None,
+    };
     if let Some(spread) = &profile.window_spread {
         println!(
             "window spread over {} held-out windows of {} rows (mean, std, max; floor = mean + {noise_sds} std):",
@@ -712,8 +749,62 @@ fn fit(
         raw_errors: args.raw_errors,
         spread,
         noise_sds,
+        dump,
     };
     Ok((live, holdout_auc))
+}
+
+/// Opens `--dump`'s file and writes the held-out distances of the windows the noise
+/// floors are measured on (measured again: the profile keeps only their moments).
+fn start_dump(
+    path: &std::path::Path,
+    rows: &LabelledRows,
+    history: &RecentEvents,
+    model: &FittedModel,
+    spec: &FeatureSpec,
+    config: &MonitorConfig,
+    profile_rows: Option<usize>,
+) -> Result<std::io::BufWriter<std::fs::File>> {
+    use std::io::Write;
+    let mut scores = vec![0.0; history.labels.len()];
+    model.predict_proba(&history.rows, &mut scores)?;
+    let params = profile_params(spec);
+    let reference = ReferenceRows {
+        columns: &rows.columns,
+        kinds: &rows.kinds,
+        rows: &history.rows,
+        scores: Some(&scores),
+        params: &params,
+        profile_rows,
+    };
+    let held_out =
+        held_out_distances(reference, config)?.context("too little history for held-out windows")?;
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    let line = serde_json::json!({"windows": held_out.windows, "held_out": held_out.distances});
+    writeln!(file, "{line}")?;
+    Ok(file)
+}
+
+/// `--dump`'s line for one evaluation.
+fn dump_evaluation(file: &mut impl std::io::Write, at: u64, snapshot: &MonitorSnapshot) -> Result<()> {
+    let columns: serde_json::Map<String, serde_json::Value> = snapshot
+        .columns
+        .iter()
+        .chain(snapshot.score.as_ref())
+        .filter_map(|c| {
+            let v = c.drift.as_ref()?;
+            let score = v.score?;
+            let passed = v.significant && v.test.drifted(score, v.configured_threshold);
+            Some((
+                c.name.clone(),
+                serde_json::json!([score, u8::from(passed), v.noise_floor]),
+            ))
+        })
+        .collect();
+    writeln!(file, "{}", serde_json::json!({"at": at, "columns": columns}))?;
+    Ok(())
 }
 
 impl Live {
@@ -818,6 +909,9 @@ impl Live {
             return;
         }
         out.evaluations += 1;
+        if let Some(file) = &mut self.dump {
+            dump_evaluation(file, at, &snapshot).expect("writing --dump");
+        }
         self.judge_rules(&snapshot, at, out);
         let mut quality = Vec::new();
         for column in &snapshot.columns {

@@ -94,12 +94,18 @@ pub fn profile_training_rows(
 /// the seeds agreed). The events are the training window's, the world the model was
 /// trained for: a drift-triggered retraining's window starts at the detection, so its
 /// floor never spans the change it answers.
+///
+/// `profile_rows`, the rows the monitored profile is fitted on, makes each held-out block
+/// be judged against a profile of that many consecutive events beside it: the live
+/// monitor compares with one period's profile, whose own sample of the users is part of
+/// every live distance (docs/drift.md, session 9).
 pub fn recent_window_spread(
     rows: &LabelledRows,
     recent: &RecentEvents,
     scores: &[f64],
     spec: &FeatureSpec,
     monitor: &MonitorConfig,
+    profile_rows: Option<usize>,
 ) -> Result<Option<WindowSpread>, TrainError> {
     let params = profile_params(spec);
     let reference = ReferenceRows {
@@ -108,6 +114,7 @@ pub fn recent_window_spread(
         rows: &recent.rows,
         scores: Some(scores),
         params: &params,
+        profile_rows,
     };
     measure_window_spread(reference, monitor)
         .map_err(|e| TrainError::Data(format!("measuring the recent events' window spread: {e}")))
@@ -185,8 +192,14 @@ pub fn fit_candidate(
     let recent = recent.into_events();
     let mut recent_scores = vec![0.0; recent.labels.len()];
     model.predict_proba(&recent.rows, &mut recent_scores)?;
-    profile.window_spread =
-        recent_window_spread(&rows, &recent, &recent_scores, engine.spec(), &config.monitor)?;
+    profile.window_spread = recent_window_spread(
+        &rows,
+        &recent,
+        &recent_scores,
+        engine.spec(),
+        &config.monitor,
+        Some(train.n_rows()),
+    )?;
     calibrate_on_recent(
         &mut profile,
         &rows.columns,

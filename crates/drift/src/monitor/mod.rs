@@ -54,7 +54,10 @@ pub use snapshot::{
     ColumnHistogram, ColumnSnapshot, ColumnVerdict, DataQuality, DatasetVerdict, MonitorSnapshot,
     MonitorStatus, SeasonSnapshot,
 };
-pub use spread::{BLOCKS, NOISE_SDS, ReferenceRows, SPREAD_ROWS, measure_window_spread, noise_floor};
+pub use spread::{
+    BLOCKS, HeldOutDistances, NOISE_SDS, ReferenceRows, SPREAD_ROWS, held_out_distances,
+    measure_window_spread, noise_floor,
+};
 
 use crate::selection::DriftConfig;
 use column::ColumnModel;

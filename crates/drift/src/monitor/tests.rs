@@ -646,6 +646,7 @@ fn clustered_profile(config: &MonitorConfig) -> ReferenceProfile {
         rows: &rows,
         scores: None,
         params: &params,
+        profile_rows: None,
     };
     profile.window_spread = measure_window_spread(reference, config).unwrap();
     profile
@@ -756,6 +757,98 @@ fn a_reference_too_short_for_its_blocks_has_no_window_spread() {
         rows: &clustered_rows(39_999, 1, 1.0, 0.0),
         scores: None,
         params: &ProfileParams::default(),
+        profile_rows: None,
     };
     assert_eq!(measure_window_spread(reference, &config).unwrap(), None);
+}
+
+/// One column, `amount`, whose level moves between periods of 10,000 rows (busy and quiet
+/// days): periods alternate `+offset` and `-offset` standard deviations, the first
+/// `first_sign`.
+fn period_rows(n: usize, seed: u64, offset: f64, first_sign: f64) -> Vec<f64> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|i| {
+            let sign = if (i / 10_000) % 2 == 0 {
+                first_sign
+            } else {
+                -first_sign
+            };
+            100.0 + 20.0 * (rng.normal() + sign * offset)
+        })
+        .collect()
+}
+
+/// The monitored profile is one period's; live windows come from other periods. Held-out
+/// windows judged against the seven other blocks together see a level between the two and
+/// put the floor too low; judged against one period beside them, as the live ones are,
+/// they put it where the live windows' distances lie.
+#[test]
+fn regression_the_floor_holds_the_noise_of_a_profile_the_monitored_ones_size() {
+    let config = config(4000, 500);
+    let columns = ["amount".to_string()];
+    let kinds = [ColumnKind::Numeric];
+    let params = ProfileParams::default();
+    let history = period_rows(80_000, 61, 0.25, -1.0);
+    let fitted_on = &history[70_000..];
+    let profile_with = |profile_rows: Option<usize>| {
+        let mut profile =
+            ReferenceProfile::fit_row_major(&columns, &kinds, fitted_on, None, None, &params).unwrap();
+        let reference = ReferenceRows {
+            columns: &columns,
+            kinds: &kinds,
+            rows: &history,
+            scores: None,
+            params: &params,
+            profile_rows,
+        };
+        profile.window_spread = measure_window_spread(reference, &config).unwrap();
+        profile
+    };
+    let judge = |profile: &ReferenceProfile, rows: Vec<f64>| {
+        let monitor = StreamMonitor::new(profile, &config).unwrap();
+        for row in rows.chunks_exact(1).take(config.window) {
+            monitor.observe(row, f64::NAN).unwrap();
+        }
+        *verdict(&monitor.evaluate(), "amount")
+    };
+    // The profile's period is at +0.25 sd; the next day is at -0.25.
+    let next_day = || period_rows(4000, 62, 0.25, -1.0);
+
+    let all_other_blocks = profile_with(None);
+    let amount = judge(&all_other_blocks, next_day());
+    assert!(
+        amount.drifted,
+        "the floor of every other block is too low: {amount:?}"
+    );
+
+    let one_period = profile_with(Some(10_000));
+    let amount = judge(&one_period, next_day());
+    assert!(!amount.drifted, "an ordinary day: {amount:?}");
+    let shifted = period_rows(4000, 63, 1.5, -1.0);
+    let amount = judge(&one_period, shifted);
+    assert!(amount.drifted, "a real change still drifts: {amount:?}");
+}
+
+#[test]
+fn a_held_out_block_s_profile_rows_lie_beside_it() {
+    assert_eq!(
+        spread::profile_span(80_000, (20_000, 30_000), Some(10_000)),
+        (10_000, 20_000)
+    );
+    assert_eq!(
+        spread::profile_span(80_000, (0, 10_000), Some(10_000)),
+        (10_000, 20_000),
+        "after"
+    );
+    assert_eq!(
+        spread::profile_span(80_000, (5_000, 15_000), Some(10_000)),
+        (15_000, 25_000)
+    );
+    assert_eq!(
+        spread::profile_span(80_000, (0, 10_000), Some(75_000)),
+        (0, 80_000),
+        "no room"
+    );
+    assert_eq!(spread::profile_span(80_000, (0, 10_000), None), (0, 80_000));
 }
