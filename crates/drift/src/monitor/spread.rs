@@ -138,8 +138,9 @@ pub fn held_out_distances(
     for b in 0..BLOCKS {
         let start = skip + b * block;
         let end = if b + 1 == BLOCKS { total } else { start + block };
-        let monitor = held_out_monitor(&reference, (start, end), config)?;
-        let covered = covered_hours(&reference, (start, end));
+        let fitted = profile_span(total, (start, end), reference.profile_rows);
+        let monitor = held_out_monitor(&reference, (start, end), fitted, config)?;
+        let covered = covered_hours(&reference, (start, end), fitted);
         for at in start..end {
             let row = &reference.rows[at * width..(at + 1) * width];
             let score = reference.scores.map_or(f64::NAN, |s| s[at]);
@@ -157,15 +158,15 @@ pub fn held_out_distances(
     Ok((windows > 0).then_some(HeldOutDistances { windows, distances }))
 }
 
-/// A monitor of the profile fitted on every reference row outside `held_out`.
+/// A monitor of the profile fitted on the reference rows `fitted` spans, less the
+/// held-out block `[start, end)`.
 fn held_out_monitor(
     reference: &ReferenceRows<'_>,
     (start, end): (usize, usize),
+    (from, to): (usize, usize),
     config: &MonitorConfig,
 ) -> Result<StreamMonitor, MonitorError> {
     let width = reference.columns.len();
-    let total = reference.rows.len() / width;
-    let (from, to) = profile_span(total, (start, end), reference.profile_rows);
     let kept = || (from..to).filter(|&r| r < start || r >= end);
     let rows: Vec<f64> = kept()
         .flat_map(|r| reference.rows[r * width..(r + 1) * width].iter().copied())
@@ -197,15 +198,19 @@ pub(super) fn profile_span(
     }
 }
 
-/// Hours of day with a stratum in the profile fitted outside `held_out` (`None` without
-/// a season column): hours with at least [`MIN_STRATUM_ROWS`] rows outside the block.
-fn covered_hours(reference: &ReferenceRows<'_>, (start, end): (usize, usize)) -> Option<[bool; HOURS]> {
+/// Hours of day with a stratum in the held-out block's profile (`None` without a season
+/// column): hours with at least [`MIN_STRATUM_ROWS`] of the rows `fitted` spans outside
+/// the block `[start, end)`.
+fn covered_hours(
+    reference: &ReferenceRows<'_>,
+    (start, end): (usize, usize),
+    (from, to): (usize, usize),
+) -> Option<[bool; HOURS]> {
     let season = reference.params.season_column.as_ref()?;
     let at = reference.columns.iter().position(|c| c == season)?;
     let width = reference.columns.len();
-    let total = reference.rows.len() / width;
     let mut rows = [0usize; HOURS];
-    for r in (0..total).filter(|&r| r < start || r >= end) {
+    for r in (from..to).filter(|&r| r < start || r >= end) {
         if let Some(h) = driftline_core::profile::hour_of(reference.rows[r * width + at]) {
             rows[h] += 1;
         }
