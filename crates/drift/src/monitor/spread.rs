@@ -140,7 +140,7 @@ pub fn held_out_distances(
         let end = if b + 1 == BLOCKS { total } else { start + block };
         let fitted = profile_span(total, (start, end), reference.profile_rows);
         let monitor = held_out_monitor(&reference, (start, end), fitted, config)?;
-        let covered = covered_hours(&reference, (start, end), fitted);
+        let covered = covered_hours(&reference, (start, end));
         for at in start..end {
             let row = &reference.rows[at * width..(at + 1) * width];
             let score = reference.scores.map_or(f64::NAN, |s| s[at]);
@@ -198,19 +198,19 @@ pub(super) fn profile_span(
     }
 }
 
-/// Hours of day with a stratum in the held-out block's profile (`None` without a season
-/// column): hours with at least [`MIN_STRATUM_ROWS`] of the rows `fitted` spans outside
-/// the block `[start, end)`.
-fn covered_hours(
-    reference: &ReferenceRows<'_>,
-    (start, end): (usize, usize),
-    (from, to): (usize, usize),
-) -> Option<[bool; HOURS]> {
+/// Hours of day the reference covers outside the block `[start, end)` (`None` without a
+/// season column): hours with at least [`MIN_STRATUM_ROWS`] rows there. A window mostly
+/// on hours found nowhere else in the reference is skipped (a short reference's block
+/// can hold hours no other block has). A profile-sized span may lack more hours than
+/// that (a model fitted on an hour of events); its windows on those hours are judged as
+/// the live monitor judges windows on hours its profile lacks, so they count.
+fn covered_hours(reference: &ReferenceRows<'_>, (start, end): (usize, usize)) -> Option<[bool; HOURS]> {
     let season = reference.params.season_column.as_ref()?;
     let at = reference.columns.iter().position(|c| c == season)?;
     let width = reference.columns.len();
+    let total = reference.rows.len() / width;
     let mut rows = [0usize; HOURS];
-    for r in (from..to).filter(|&r| r < start || r >= end) {
+    for r in (0..total).filter(|&r| r < start || r >= end) {
         if let Some(h) = driftline_core::profile::hour_of(reference.rows[r * width + at]) {
             rows[h] += 1;
         }
