@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from drift_vs_evidently import METHODS, evidently_worker  # noqa: E402
+from drift_vs_evidently import compare, evidently_worker  # noqa: E402
 
 P_VALUE_TESTS = {"ks", "chisquare", "z"}
 REFERENCE_SIZES = [8, 30, 200, 999, 1000, 1001, 1040, 3000]
@@ -201,47 +201,6 @@ def close(ours, theirs, test):
     return abs(ours - theirs) <= tolerance * max(1.0, abs(theirs))
 
 
-def compare(evidently, driftline):
-    """(differences, notes): text columns are a known divergence, noted, not a difference."""
-    problems, notes = [], []
-    ours = {c["name"]: c for c in driftline["columns"]}
-    skipped = {c["name"]: c["reason"] for c in driftline["skipped"]}
-    text = []
-    for name, theirs in sorted(evidently["columns"].items()):
-        mine = ours.get(name)
-        if "text content drift" in theirs["method"]:
-            text.append(f"{name} ({'skipped' if name in skipped else mine['test']})")
-            continue
-        if mine is None:
-            problems.append(f"{name}: Evidently ran {theirs['method']}, driftline did not test it")
-            continue
-        test = METHODS.get(theirs["method"], theirs["method"])
-        if test != mine["test"]:
-            problems.append(f"{name}: Evidently ran {theirs['method']}, driftline {mine['test']}")
-            continue
-        if abs(theirs["threshold"] - mine["threshold"]) > 1e-12:
-            problems.append(f"{name}: threshold {theirs['threshold']} vs {mine['threshold']}")
-        if not close(mine["score"], theirs["score"], test):
-            problems.append(f"{name} ({test}): score Evidently {theirs['score']!r}, driftline {mine['score']!r}")
-        if theirs.get("drifted") != mine["drifted"]:
-            problems.append(f"{name}: drift Evidently {theirs.get('drifted')}, driftline {mine['drifted']}")
-    extra = sorted(set(ours) - set(evidently["columns"]))
-    if extra:
-        problems.append(f"driftline also tested {extra}")
-    e, d = evidently["dataset"], driftline["dataset"]
-    if text:
-        notes.append(f"text columns {text}: Evidently ran its text classifier")
-    elif e is not None:
-        own = sum(bool(c.get("drifted")) for c in evidently["columns"].values())
-        if own != e["drifted_columns"]:
-            # Its dataset count comes from the legacy DatasetDriftMetric, which keeps
-            # infinities (a NaN distance, no drift) where ValueDrift drops them.
-            notes.append(f"Evidently's dataset count {e['drifted_columns']} disagrees with its own column verdicts ({own})")
-        elif (e["drifted_columns"], e["share"] >= e["drift_share"]) != (d["drifted_columns"], d["drifted"]):
-            problems.append(f"dataset: Evidently {e}, driftline {d}")
-    return problems, notes
-
-
 def run_case(seed, binary, directory):
     reference, current = make_case(seed)
     suffix = ".parquet" if seed % 3 == 0 else ".csv"
@@ -263,7 +222,7 @@ def run_case(seed, binary, directory):
         return shape, [], f"Evidently failed ({evidently_error}); driftline reported"
     if driftline is None:
         return shape, [f"driftline failed where Evidently reported: {driftline_error}"], None
-    problems, notes = compare(evidently, driftline)
+    problems, notes = compare(evidently, driftline, close)
     return shape, problems, "; ".join(notes) or None
 
 

@@ -34,8 +34,8 @@ use driftline_core::profile::ReferenceProfile;
 use driftline_core::time::Timestamp;
 use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState, HourlyCalibration};
 use driftline_drift::monitor::{
-    MonitorConfig, MonitorSnapshot, MonitorStatus, NOISE_SDS, ReferenceRows, SPREAD_ROWS, StreamMonitor,
-    held_out_distances,
+    ColumnVerdict, MonitorConfig, MonitorSnapshot, MonitorStatus, NOISE_SDS, ReferenceRows, SPREAD_ROWS,
+    StreamMonitor, held_out_distances,
 };
 use driftline_features::compute::FeatureEngine;
 use driftline_features::state::{AsOf, EntityState, EventKey};
@@ -555,15 +555,9 @@ impl Live {
     /// stands above their mean, scaled to the window as the floor is; −∞ when its p-value
     /// or configured threshold clears it, +∞ when it drifts with no floor to stand above.
     fn levels(&self, snapshot: &MonitorSnapshot) -> Vec<(String, f64)> {
-        let mut levels: Vec<(String, f64)> = snapshot
-            .columns
-            .iter()
-            .chain(snapshot.score.as_ref())
-            .filter_map(|c| {
-                let v = c.drift.as_ref()?;
-                let score = v.score?;
-                let passes = v.significant && v.test.drifted(score, v.configured_threshold);
-                let level = match (passes, v.noise_floor, self.spread.get(&c.name)) {
+        let mut levels: Vec<(String, f64)> = judged_distances(snapshot)
+            .map(|(name, v, score, passes)| {
+                let level = match (passes, v.noise_floor, self.spread.get(name)) {
                     (false, _, _) => f64::NEG_INFINITY,
                     (true, Some(floor), Some(&(mean, std))) if std > 0.0 => {
                         let scale = floor / (mean + self.noise_sds * std);
@@ -572,7 +566,7 @@ impl Live {
                     (true, _, _) if v.drifted => f64::INFINITY,
                     (true, _, _) => f64::NEG_INFINITY,
                 };
-                Some((c.name.clone(), level))
+                (name.to_string(), level)
             })
             .collect();
         levels.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -787,9 +781,11 @@ fn start_dump(
     Ok(file)
 }
 
-/// `--dump`'s line for one evaluation.
-fn dump_evaluation(file: &mut impl std::io::Write, at: u64, snapshot: &MonitorSnapshot) -> Result<()> {
-    let columns: serde_json::Map<String, serde_json::Value> = snapshot
+/// Each judged column of `snapshot` (the score last) with a distance: its name, verdict,
+/// distance, and whether it passed the p-value and the configured threshold (so only the
+/// noise floor stands between it and drift).
+fn judged_distances(snapshot: &MonitorSnapshot) -> impl Iterator<Item = (&str, &ColumnVerdict, f64, bool)> {
+    snapshot
         .columns
         .iter()
         .chain(snapshot.score.as_ref())
@@ -797,10 +793,18 @@ fn dump_evaluation(file: &mut impl std::io::Write, at: u64, snapshot: &MonitorSn
             let v = c.drift.as_ref()?;
             let score = v.score?;
             let passed = v.significant && v.test.drifted(score, v.configured_threshold);
-            Some((
-                c.name.clone(),
+            Some((c.name.as_str(), v, score, passed))
+        })
+}
+
+/// `--dump`'s line for one evaluation.
+fn dump_evaluation(file: &mut impl std::io::Write, at: u64, snapshot: &MonitorSnapshot) -> Result<()> {
+    let columns: serde_json::Map<String, serde_json::Value> = judged_distances(snapshot)
+        .map(|(name, v, score, passed)| {
+            (
+                name.to_string(),
                 serde_json::json!([score, u8::from(passed), v.noise_floor]),
-            ))
+            )
         })
         .collect();
     writeln!(file, "{}", serde_json::json!({"at": at, "columns": columns}))?;

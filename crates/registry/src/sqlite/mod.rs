@@ -168,16 +168,14 @@ async fn latest_audit_id(pool: &SqlitePool) -> Result<i64> {
     Ok(id.unwrap_or(0))
 }
 
-/// Applies pending [`MIGRATIONS`] in one write transaction (so concurrent openers
-/// migrate once).
 /// Connects the pool, retrying while SQLite answers "database is locked" without waiting.
 ///
-/// Each connection first switches the file to WAL. Two processes doing that at once on a
-/// file still in rollback mode (three `driftline train` runs registering into a new
-/// directory) each hold the read lock the other's switch must upgrade past, and SQLite
-/// breaks that deadlock by failing one of them with `SQLITE_BUSY` at once, without
-/// calling the busy handler. So the busy timeout does not cover it: this does, retrying
-/// for as long as that timeout allows.
+/// Each connection first switches the file to WAL, which upgrades a read transaction to a
+/// write. While another process holds the file's reserved lock (a second `driftline
+/// train` creating the registry in a new directory, still in rollback mode), SQLite fails
+/// that upgrade with `SQLITE_BUSY` at once, without calling the busy handler, since
+/// waiting could deadlock. So the busy timeout does not cover it: this does, retrying for
+/// as long as that timeout allows.
 async fn connect_pool(connect: SqliteConnectOptions, options: &SqliteOptions) -> Result<SqlitePool> {
     let give_up = tokio::time::Instant::now() + options.busy_timeout;
     let mut pause = Duration::from_millis(5);
@@ -207,6 +205,8 @@ fn is_busy(error: &sqlx::Error) -> bool {
     code.is_some_and(|c| c & 0xff == SQLITE_BUSY)
 }
 
+/// Applies pending [`MIGRATIONS`] in one write transaction (so concurrent openers
+/// migrate once).
 async fn run_migrations(pool: &SqlitePool) -> Result<()> {
     let mut tx = pool
         .begin_with("BEGIN IMMEDIATE")
