@@ -30,12 +30,12 @@ use driftline_core::config::{Config, RetrainSettings, SplitKind};
 use driftline_core::contract::{IdSource, ValidateContext};
 use driftline_core::event::Record;
 use driftline_core::features::FeatureSpec;
-use driftline_core::profile::ReferenceProfile;
+use driftline_core::profile::{DistanceSpread, ReferenceProfile, WindowSpread};
 use driftline_core::time::Timestamp;
 use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState, HourlyCalibration};
 use driftline_drift::monitor::{
-    ColumnVerdict, MonitorConfig, MonitorSnapshot, MonitorStatus, NOISE_SDS, ReferenceRows, SPREAD_ROWS,
-    StreamMonitor, held_out_distances,
+    ColumnVerdict, HeldOutDistances, MonitorConfig, MonitorSnapshot, MonitorStatus, NOISE_SDS, ReferenceRows,
+    SPREAD_ROWS, StreamMonitor, held_out_distances,
 };
 use driftline_features::compute::FeatureEngine;
 use driftline_features::state::{AsOf, EntityState, EventKey};
@@ -142,6 +142,10 @@ struct Args {
     /// it against all the other blocks (session 8's floor).
     #[arg(long)]
     spread_profile_rows: Option<usize>,
+    /// Measure the noise floor on windows of the history before the reference period
+    /// judged against the monitored profile itself (experiment).
+    #[arg(long)]
+    spread_own_profile: bool,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[arg(long, default_value_t = 2_000)]
@@ -459,6 +463,7 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
         ..Outcome::default()
     };
     let mut live: Option<Live> = None;
+    let mut reference_accepted = 0usize;
     for index in 0..reference_end + args.events {
         generator.next_into(&mut event);
         if let (Some(scale), true) = (extra_scale, index >= onset) {
@@ -497,6 +502,9 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
             continue;
         }
         if index < reference_end {
+            reference_accepted += 1;
+        }
+        if index < reference_end {
             if let Some(label) = record.label {
                 rows.features.extend_from_slice(&vector.values);
                 rows.labels.push(label);
@@ -504,7 +512,15 @@ fn run(args: &Args, name: &str) -> Result<Outcome> {
             }
             if index + 1 == reference_end {
                 let history = std::mem::replace(&mut recent, RecentRows::none()).into_events();
-                let (l, auc) = fit(&rows, &spec, &training, args, &history, &mut out.swept)?;
+                let (l, auc) = fit(
+                    &rows,
+                    &spec,
+                    &training,
+                    args,
+                    &history,
+                    reference_accepted,
+                    &mut out.swept,
+                )?;
                 out.holdout_auc = auc;
                 live = Some(l);
             }
@@ -617,6 +633,7 @@ fn fit(
     training: &TrainingConfig,
     args: &Args,
     history: &RecentEvents,
+    reference_accepted: usize,
     swept: &mut Vec<SweptFloor>,
 ) -> Result<(Live, f64)> {
     let split = Split::new(
@@ -650,6 +667,7 @@ fn fit(
     if let Some(window) = args.window {
         config.window = window;
     }
+    let mut own_distances = None;
     let profile = if args.no_seasons {
         let mut params = profile_params(spec);
         params.season_column = None;
@@ -668,6 +686,21 @@ fn fit(
         if !args.no_spread {
             profile.window_spread =
                 recent_window_spread(rows, history, &scores, spec, &config, profile_rows)?;
+        }
+        if args.spread_own_profile || args.dump.is_some() {
+            let width = rows.columns.len();
+            let before = history.labels.len().saturating_sub(reference_accepted);
+            let own = distances_against_profile(
+                &profile,
+                &history.rows[..before * width],
+                &scores[..before],
+                &config,
+                args.evaluate_every as usize,
+            )?;
+            if args.spread_own_profile {
+                profile.window_spread = Some(summarise_spread(&own, config.window));
+            }
+            own_distances = Some(own);
         }
         if !args.calibrate_on_training_rows {
             calibrate_on_recent(
@@ -690,6 +723,7 @@ fn fit(
             spec,
             &config,
             profile_rows,
+            own_distances.as_ref(),
         )?),
         None => None,
     };
@@ -758,6 +792,7 @@ fn start_dump(
     spec: &FeatureSpec,
     config: &MonitorConfig,
     profile_rows: Option<usize>,
+    own: Option<&HeldOutDistances>,
 ) -> Result<std::io::BufWriter<std::fs::File>> {
     use std::io::Write;
     let mut scores = vec![0.0; history.labels.len()];
@@ -776,9 +811,72 @@ fn start_dump(
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
     );
-    let line = serde_json::json!({"windows": held_out.windows, "held_out": held_out.distances});
+    let line = serde_json::json!({
+        "windows": held_out.windows,
+        "held_out": held_out.distances,
+        "own": own.map(|o| &o.distances),
+    });
     writeln!(file, "{line}")?;
     Ok(file)
+}
+
+/// `--spread-own-profile`: the distances of windows of `rows` (row-major, oldest first,
+/// none of them the profile's own rows) judged against `profile` itself, one window every
+/// `step` rows, as the live monitor judges them: the noise of live windows against that
+/// one profile, its own sample's offset included.
+fn distances_against_profile(
+    profile: &ReferenceProfile,
+    rows: &[f64],
+    scores: &[f64],
+    config: &MonitorConfig,
+    step: usize,
+) -> Result<HeldOutDistances> {
+    let mut bare = profile.clone();
+    bare.window_spread = None;
+    let monitor = StreamMonitor::new(&bare, config)?;
+    let width = profile.columns.len();
+    let mut distances: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut windows = 0;
+    for (at, row) in rows.chunks_exact(width).enumerate() {
+        monitor.observe(row, scores[at])?;
+        let seen = at + 1;
+        if seen >= config.window && (seen - config.window).is_multiple_of(step.max(1)) {
+            windows += 1;
+            let snapshot = monitor.evaluate();
+            for (name, v, score, _) in judged_distances(&snapshot) {
+                if !v.test.is_p_value() {
+                    distances.entry(name.to_string()).or_default().push(score);
+                }
+            }
+        }
+    }
+    anyhow::ensure!(windows > 0, "too little history before the reference period");
+    Ok(HeldOutDistances { windows, distances })
+}
+
+/// The profile's summary of `held_out`'s distances (mean, standard deviation, maximum).
+fn summarise_spread(held_out: &HeldOutDistances, window: usize) -> WindowSpread {
+    let columns = held_out
+        .distances
+        .iter()
+        .filter(|(_, d)| !d.is_empty())
+        .map(|(name, d)| {
+            let n = d.len() as f64;
+            let mean = d.iter().sum::<f64>() / n;
+            let variance = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+            let spread = DistanceSpread {
+                mean,
+                std: variance.sqrt(),
+                max: d.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            };
+            (name.clone(), spread)
+        })
+        .collect();
+    WindowSpread {
+        window,
+        windows: held_out.windows,
+        columns,
+    }
 }
 
 /// Each judged column of `snapshot` (the score last) with a distance: its name, verdict,
