@@ -11,8 +11,9 @@ fn the_demo_detects_the_drift_retrains_canaries_and_promotes_a_recovered_model()
     // A shorter live story than the README's (debug build, shared CI cores), on the same
     // history: 400,000 events span 9.3 days, so the baseline trains on rows whose 7-day
     // windows are full. With 200,000 (4.6 days) it trained on partial windows and its
-    // quality hovered at the gates (average precision 0.1998 against 0.2 in one run; the
-    // history's event times follow the wall clock, so runs differ).
+    // quality hovered at the gates (average precision 0.1998 against 0.2 in one run, when
+    // the history's event times followed the wall clock; they start at `--start-hour`
+    // now, so every run tells the same story).
     let output = driftline(dir)
         .args([
             "demo",
