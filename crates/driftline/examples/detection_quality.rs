@@ -9,9 +9,10 @@
 //! replay computes it (the row before the event is applied), and the model and
 //! `ReferenceProfile` are fitted as `training::pipeline::fit_candidate` fits them (time
 //! split, training rows profiled with their scores; the window spread and the hourly
-//! score calibration measured on the latest `SPREAD_ROWS` events before the reference
-//! period ends, as training's replay of the whole history keeps them:
-//! `training::pipeline::{recent_window_spread, calibrate_on_recent}`). The stream is
+//! score calibration measured, and the out-of-range rule's ranges widened, on the latest
+//! `SPREAD_ROWS` events before the reference period ends, as training's replay of the
+//! whole history keeps them: `training::pipeline::{recent_window_spread,
+//! calibrate_on_recent}`, `ReferenceProfile::widen_ranges`). The stream is
 //! warmed up for `--warmup` events first, so 30-day features are in steady state before
 //! the reference period; then `StreamMonitor` (default `[drift.monitor]`) is evaluated
 //! every `--evaluate-every` events and `ConceptMonitor` sees every labelled error.
@@ -146,6 +147,11 @@ struct Args {
     /// judged against the monitored profile itself (experiment).
     #[arg(long)]
     spread_own_profile: bool,
+    /// Judge out-of-range values against the training rows' minimum and maximum only,
+    /// not widened to the latest `--spread-history` events' as training widens them
+    /// (session 9's range).
+    #[arg(long)]
+    range_from_training_rows: bool,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[arg(long, default_value_t = 2_000)]
@@ -702,6 +708,9 @@ fn fit(
             }
             own_distances = Some(own);
         }
+        if !args.range_from_training_rows {
+            profile.widen_ranges(&history.rows)?;
+        }
         if !args.calibrate_on_training_rows {
             calibrate_on_recent(
                 &mut profile,
@@ -715,16 +724,10 @@ fn fit(
     };
     let noise_sds = args.noise_sds.unwrap_or(NOISE_SDS);
     let dump = match &args.dump {
-        Some(path) => Some(start_dump(
-            path,
-            rows,
-            history,
-            &model,
-            spec,
-            &config,
-            profile_rows,
-            own_distances.as_ref(),
-        )?),
+        Some(path) => {
+            let held_out = block_distances(rows, history, &model, spec, &config, profile_rows)?;
+            Some(start_dump(path, &held_out, own_distances.as_ref())?)
+        }
         None => None,
     };
     if let Some(spread) = &profile.window_spread {
@@ -782,19 +785,16 @@ fn fit(
     Ok((live, holdout_auc))
 }
 
-/// Opens `--dump`'s file and writes the held-out distances of the windows the noise
-/// floors are measured on (measured again: the profile keeps only their moments).
-fn start_dump(
-    path: &std::path::Path,
+/// The held-out distances of the windows the noise floors are measured on, measured
+/// again for `--dump` (the profile keeps only their moments).
+fn block_distances(
     rows: &LabelledRows,
     history: &RecentEvents,
     model: &FittedModel,
     spec: &FeatureSpec,
     config: &MonitorConfig,
     profile_rows: Option<usize>,
-    own: Option<&HeldOutDistances>,
-) -> Result<std::io::BufWriter<std::fs::File>> {
-    use std::io::Write;
+) -> Result<HeldOutDistances> {
     let mut scores = vec![0.0; history.labels.len()];
     model.predict_proba(&history.rows, &mut scores)?;
     let params = profile_params(spec);
@@ -806,8 +806,17 @@ fn start_dump(
         params: &params,
         profile_rows,
     };
-    let held_out =
-        held_out_distances(reference, config)?.context("too little history for held-out windows")?;
+    held_out_distances(reference, config)?.context("too little history for held-out windows")
+}
+
+/// Opens `--dump`'s file and writes the held-out distances: the blocks' and, when
+/// measured, those against the model's own profile.
+fn start_dump(
+    path: &std::path::Path,
+    held_out: &HeldOutDistances,
+    own: Option<&HeldOutDistances>,
+) -> Result<std::io::BufWriter<std::fs::File>> {
+    use std::io::Write;
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
     );

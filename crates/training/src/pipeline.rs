@@ -207,6 +207,9 @@ pub fn fit_candidate(
         &recent_scores,
         config.decision_threshold,
     );
+    profile
+        .widen_ranges(&recent.rows)
+        .map_err(|e| TrainError::Data(format!("widening the profile's ranges to the recent events: {e}")))?;
     let fingerprint = engine.spec().fingerprint();
     let data = data_summary(
         &rows,

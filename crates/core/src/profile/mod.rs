@@ -31,16 +31,18 @@ pub use season::{
 /// the optional hour-of-day strata ([`ReferenceProfile::seasons`]), version 3 the
 /// optional window spread ([`ReferenceProfile::window_spread`]), version 4 each hour's
 /// score calibration ([`HourStratum::logit_offset`]), version 5 its calibration by
-/// decision ([`HourStratum::decision_offsets`], [`Seasons::decision_threshold`]).
-pub const FORMAT_VERSION: u32 = 5;
+/// decision ([`HourStratum::decision_offsets`], [`Seasons::decision_threshold`]), version 6
+/// each numeric column's accepted range ([`ColumnProfile::range`]).
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Every format this build reads: a version-1 profile is a version-2 profile without
 /// strata (the monitor then compares with the whole reference), a version-2 profile a
 /// version-3 profile without a window spread (the monitor then uses its thresholds alone),
 /// a version-3 profile a version-4 profile without hourly calibration (the concept
 /// detectors then expect errors from the bare scores), a version-4 profile a version-5
-/// profile without calibration by decision (the hour's one offset serves both).
-pub const READABLE_FORMATS: [u32; 5] = [1, 2, 3, 4, 5];
+/// profile without calibration by decision (the hour's one offset serves both), a
+/// version-5 profile a version-6 profile whose ranges are its rows' own.
+pub const READABLE_FORMATS: [u32; 6] = [1, 2, 3, 4, 5, 6];
 
 /// How a column is profiled, which in turn picks the drift tests run on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +219,23 @@ pub struct ColumnProfile {
     pub summary: NumericSummary,
     /// Categorical columns only: value -> count over non-missing values.
     pub categories: Option<BTreeMap<i64, usize>>,
+    /// Numeric columns: `[min, max]` of the values the monitor's out-of-range rate accepts,
+    /// when set wider than the profiled rows' own by [`ReferenceProfile::widen_ranges`]
+    /// (absent before format 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
+}
+
+impl ColumnProfile {
+    /// Numeric columns: the values the out-of-range rate accepts, `[min, max]`: the
+    /// widened [`range`](Self::range), else the profiled rows' minimum and maximum.
+    pub fn accepted_range(&self) -> Option<[f64; 2]> {
+        if self.kind != ColumnKind::Numeric {
+            return None;
+        }
+        self.range
+            .or_else(|| self.summary.stats.as_ref().map(|s| [s.min, s.max]))
+    }
 }
 
 /// The distribution of one column's values. NaN counts as missing.
@@ -426,6 +445,34 @@ impl ReferenceProfile {
     pub fn column(&self, name: &str) -> Option<&ColumnProfile> {
         self.columns.iter().find(|c| c.name == name)
     }
+
+    /// Widens each numeric column's accepted range to cover `rows`' finite values too
+    /// (row-major, one value per profile column in order). Training passes the latest
+    /// events of its window: a per-user count or maximum reaches values in a few weeks
+    /// that the days trained on never held, and a live window would read them as out of
+    /// range although nothing changed (docs/drift.md).
+    pub fn widen_ranges(&mut self, rows: &[f64]) -> Result<(), ProfileError> {
+        let width = self.columns.len();
+        if width == 0 || !rows.len().is_multiple_of(width) {
+            return Err(ProfileError::RaggedData {
+                len: rows.len(),
+                columns: width,
+            });
+        }
+        for (j, column) in self.columns.iter_mut().enumerate() {
+            let Some([mut min, mut max]) = column.accepted_range() else {
+                continue;
+            };
+            for &v in rows.iter().skip(j).step_by(width).filter(|v| v.is_finite()) {
+                min = min.min(v);
+                max = max.max(v);
+            }
+            if Some([min, max]) != column.accepted_range() {
+                column.range = Some([min, max]);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn check_len(what: &'static str, len: usize, rows: usize) -> Result<(), ProfileError> {
@@ -465,6 +512,7 @@ fn summarise_columns(
             kind,
             summary,
             categories: (kind == ColumnKind::Categorical).then_some(categories),
+            range: None,
         }
     };
     let threads = std::thread::available_parallelism()

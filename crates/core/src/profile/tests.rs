@@ -654,3 +654,54 @@ fn a_format_1_profile_without_seasons_still_reads() {
     assert_eq!(read, p);
     assert!(READABLE_FORMATS.contains(&1));
 }
+
+#[test]
+fn widening_ranges_covers_the_recent_rows_finite_values_of_numeric_columns_only() {
+    let columns = names(&["amount", "country"]);
+    let kinds = [ColumnKind::Numeric, ColumnKind::Categorical];
+    let trained = [2.0, 1.0, 5.0, 2.0, 3.0, 1.0];
+    let mut p =
+        ReferenceProfile::fit_row_major(&columns, &kinds, &trained, None, None, &ProfileParams::default())
+            .unwrap();
+    assert_eq!(
+        p.columns[0].accepted_range(),
+        Some([2.0, 5.0]),
+        "the rows' own range"
+    );
+    assert_eq!(p.columns[1].accepted_range(), None, "categories have no range");
+
+    p.widen_ranges(&[3.0, 1.0, 4.0, 2.0]).unwrap();
+    assert_eq!(
+        p.columns[0].range, None,
+        "recent rows inside the range leave it as it was"
+    );
+
+    p.widen_ranges(&[7.5, 9.0, f64::NAN, 1.0, f64::INFINITY, 1.0, 1.5, 1.0])
+        .unwrap();
+    assert_eq!(p.columns[0].accepted_range(), Some([1.5, 7.5]));
+    assert_eq!(p.columns[1].range, None);
+    assert_eq!(
+        stats(&p, "amount").max,
+        5.0,
+        "the profiled rows' statistics are unchanged"
+    );
+
+    let err = p.widen_ranges(&[1.0, 2.0, 3.0]).unwrap_err();
+    assert!(err.to_string().contains("3 values"), "{err}");
+}
+
+#[test]
+fn a_format_5_profile_without_ranges_still_reads() {
+    let mut p = one_column(&[1.0, 2.0], ColumnKind::Numeric, &ProfileParams::default());
+    p.widen_ranges(&[0.0]).unwrap();
+    let mut json: serde_json::Value = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["columns"][0]["range"], serde_json::json!([0.0, 2.0]));
+    let back: ReferenceProfile = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(back, p, "round trip");
+
+    json["format_version"] = 5.into();
+    json["columns"][0].as_object_mut().unwrap().remove("range");
+    let read: ReferenceProfile = serde_json::from_value(json).unwrap();
+    assert_eq!(read.columns[0].accepted_range(), Some([1.0, 2.0]));
+    assert!(READABLE_FORMATS.contains(&5) && READABLE_FORMATS.contains(&FORMAT_VERSION));
+}

@@ -51,7 +51,8 @@ pub(super) struct ColumnModel {
     /// Hour-of-day strata, when the profile has them.
     strata: Option<ColumnStrata>,
     reference_missing_rate: f64,
-    /// Numeric: the reference's [min, max] and histogram.
+    /// Numeric: the [min, max] the out-of-range rate accepts (the profile's accepted
+    /// range), and the reference's histogram.
     range: Option<(f64, f64)>,
     edges: Vec<f64>,
     reference_bins: Vec<u64>,
@@ -178,7 +179,7 @@ impl ColumnModel {
         noise: Option<(DistanceSpread, usize)>,
         config: &DriftConfig,
     ) -> Result<Self, String> {
-        Self::new(
+        let mut model = Self::new(
             &column.name,
             column.kind,
             &column.summary,
@@ -186,7 +187,9 @@ impl ColumnModel {
             strata,
             noise,
             config,
-        )
+        )?;
+        model.range = column.accepted_range().map(|[min, max]| (min, max));
+        Ok(model)
     }
 
     /// The noise floor for a window of `rows` rows, when the profile measured one.

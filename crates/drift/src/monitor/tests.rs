@@ -211,6 +211,30 @@ fn a_small_shift_at_a_large_window_is_reported_but_not_judged_drift() {
 }
 
 #[test]
+fn values_inside_the_profile_s_widened_range_are_not_out_of_range() {
+    let mut profile = profile();
+    let stats = profile.column("amount").unwrap().summary.stats.clone().unwrap();
+    let width = profile.columns.len();
+    let mut recent = vec![0.0; width];
+    recent[0] = stats.max + 2.0;
+    profile.widen_ranges(&recent).unwrap();
+    let monitor = StreamMonitor::new(&profile, &config(100, 10)).unwrap();
+    for i in 0..100 {
+        // Half beyond the trained rows' maximum but within the recent events' one, a
+        // tenth beyond both.
+        let amount = match i % 10 {
+            0..5 => stats.max + 1.0,
+            5 => stats.max + 3.0,
+            _ => 100.0,
+        };
+        monitor.observe(&[amount, 0.0, 0.0], f64::NAN).unwrap();
+    }
+    let snapshot = monitor.evaluate();
+    let amount = &snapshot.column("amount").unwrap().quality;
+    assert_eq!(amount.out_of_range_rate, Some(0.1));
+}
+
+#[test]
 fn data_quality_counts_missing_out_of_range_and_unknown_values() {
     let profile = profile();
     let stats = profile.column("amount").unwrap().summary.stats.clone().unwrap();
