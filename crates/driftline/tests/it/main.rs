@@ -7,6 +7,7 @@ mod drift;
 mod kafka;
 mod learnability;
 mod models;
+mod monitor;
 mod otlp;
 mod redis;
 mod replicas;
