@@ -31,7 +31,7 @@ use driftline_core::config::{Config, RetrainSettings, SplitKind};
 use driftline_core::contract::{IdSource, ValidateContext};
 use driftline_core::event::Record;
 use driftline_core::features::FeatureSpec;
-use driftline_core::profile::{DistanceSpread, ReferenceProfile, WindowSpread};
+use driftline_core::profile::ReferenceProfile;
 use driftline_core::time::Timestamp;
 use driftline_drift::concept::{ConceptMonitor, DetectorKind, DetectorState, HourlyCalibration};
 use driftline_drift::monitor::{
@@ -704,7 +704,7 @@ fn fit(
                 args.evaluate_every as usize,
             )?;
             if args.spread_own_profile {
-                profile.window_spread = Some(summarise_spread(&own, config.window));
+                profile.window_spread = Some(own.spread(config.window));
             }
             own_distances = Some(own);
         }
@@ -861,31 +861,6 @@ fn distances_against_profile(
     }
     anyhow::ensure!(windows > 0, "too little history before the reference period");
     Ok(HeldOutDistances { windows, distances })
-}
-
-/// The profile's summary of `held_out`'s distances (mean, standard deviation, maximum).
-fn summarise_spread(held_out: &HeldOutDistances, window: usize) -> WindowSpread {
-    let columns = held_out
-        .distances
-        .iter()
-        .filter(|(_, d)| !d.is_empty())
-        .map(|(name, d)| {
-            let n = d.len() as f64;
-            let mean = d.iter().sum::<f64>() / n;
-            let variance = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-            let spread = DistanceSpread {
-                mean,
-                std: variance.sqrt(),
-                max: d.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            };
-            (name.clone(), spread)
-        })
-        .collect();
-    WindowSpread {
-        window,
-        windows: held_out.windows,
-        columns,
-    }
 }
 
 /// Each judged column of `snapshot` (the score last) with a distance: its name, verdict,

@@ -460,14 +460,15 @@ impl ReferenceProfile {
             });
         }
         for (j, column) in self.columns.iter_mut().enumerate() {
-            let Some([mut min, mut max]) = column.accepted_range() else {
+            let Some(before) = column.accepted_range() else {
                 continue;
             };
+            let [mut min, mut max] = before;
             for &v in rows.iter().skip(j).step_by(width).filter(|v| v.is_finite()) {
                 min = min.min(v);
                 max = max.max(v);
             }
-            if Some([min, max]) != column.accepted_range() {
+            if [min, max] != before {
                 column.range = Some([min, max]);
             }
         }

@@ -90,19 +90,7 @@ pub fn measure_window_spread(
     reference: ReferenceRows<'_>,
     config: &MonitorConfig,
 ) -> Result<Option<WindowSpread>, MonitorError> {
-    let Some(HeldOutDistances { windows, distances }) = held_out_distances(reference, config)? else {
-        return Ok(None);
-    };
-    let columns = distances
-        .into_iter()
-        .filter(|(_, d)| !d.is_empty())
-        .map(|(name, d)| (name, spread_of(&d)))
-        .collect();
-    Ok(Some(WindowSpread {
-        window: config.window,
-        windows,
-        columns,
-    }))
+    Ok(held_out_distances(reference, config)?.map(|held_out| held_out.spread(config.window)))
 }
 
 /// Every distance of the held-out windows [`measure_window_spread`] summarises.
@@ -112,6 +100,24 @@ pub struct HeldOutDistances {
     pub windows: usize,
     /// Per distance-decided column, its distance in each window where it had one.
     pub distances: BTreeMap<String, Vec<f64>>,
+}
+
+impl HeldOutDistances {
+    /// The profile's summary of these distances, measured on windows of `window` rows:
+    /// each column's mean, standard deviation and maximum.
+    pub fn spread(&self, window: usize) -> WindowSpread {
+        let columns = self
+            .distances
+            .iter()
+            .filter(|(_, d)| !d.is_empty())
+            .map(|(name, d)| (name.clone(), spread_of(d)))
+            .collect();
+        WindowSpread {
+            window,
+            windows: self.windows,
+            columns,
+        }
+    }
 }
 
 /// The distances of [`measure_window_spread`]'s held-out windows, one per window and
